@@ -1,0 +1,56 @@
+"""Checkpoints: plain dicts of tensors and numbers, written atomically, read without unpickling
+arbitrary objects (torch.load(weights_only=True))."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .config import Config, SeqGANError
+
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(path: Path, cfg: Config, **state) -> None:
+    """Write {format_version, config, **state} to ``path`` via a temporary file + fsync + rename,
+    so the previous checkpoint stays intact until the new one is complete."""
+    path = Path(path)
+    payload = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()), **state}
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> tuple[Config, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise SeqGANError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({first_line[:120]})") from None
+    if not isinstance(payload, dict) or "format_version" not in payload or "config" not in payload:
+        raise SeqGANError(f"cannot read checkpoint {path}: not a seqgan checkpoint")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise SeqGANError(f"checkpoint {path} has format version {payload['format_version']}; "
+                          f"this seqgan reads version {FORMAT_VERSION}")
+    try:
+        cfg = Config.from_dict(json.loads(payload["config"]))
+    except (ValueError, TypeError, AttributeError) as e:
+        raise SeqGANError(f"checkpoint {path} holds an unreadable config: {e}") from None
+    return cfg, payload
+
+
+def run_checkpoint(run_dir: Path) -> tuple[Config, dict]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SeqGANError(f"run directory not found: {run_dir}")
+    return load_checkpoint(run_dir / CHECKPOINT_NAME)

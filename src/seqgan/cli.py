@@ -1,0 +1,233 @@
+"""The `seqgan` command: train | sample | score-oracle | bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .config import PRESETS, Config, SeqGANError, preset, set_field
+
+# The paper's Table 1 (NLL-oracle) and the authors' log, printed beside our numbers.
+PAPER_NLL = {"init": 10.310, "mle": 9.038, "adversarial": 8.736}
+PAPER_LABEL = {"init": "Random", "mle": "MLE", "adversarial": "SeqGAN"}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _config_from_args(args) -> Config:
+    cfg = preset(args.preset)
+    if args.seed is not None:
+        cfg.run.seed = args.seed
+    if args.device is not None:
+        set_field(cfg, "run.device", args.device)
+    for item in [kv for group in (args.set or []) for kv in group]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SeqGANError(f"--set expects key=value, got {item!r}")
+        set_field(cfg, key.strip(), value.strip())
+    cfg.validate()
+    return cfg
+
+
+def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
+    run_dir = Path(out) if out else Path("runs") / f"{preset_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SeqGANError(f"--out {run_dir} exists and is not a directory")
+    if (run_dir / "checkpoint.pt").exists() or (run_dir / "metrics.jsonl").exists():
+        raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise SeqGANError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
+    return run_dir
+
+
+def _summary(records: list[dict]) -> str:
+    evaluated = [r for r in records if "nll_oracle" in r]
+    rows = []
+    for phase, label in (("init", "untrained G"), ("mle", "after MLE"), ("adversarial", "after SeqGAN")):
+        last = [r for r in evaluated if r["phase"] == phase]
+        if last:
+            r = last[-1]
+            rows.append((label, r["step"], r["nll_oracle"], r["nll_test"], PAPER_NLL[phase], PAPER_LABEL[phase]))
+    lines = [f"{'':14}{'step':>6}{'NLL-oracle':>12}{'NLL-test':>10}   paper Table 1",
+             *(f"{label:14}{step:>6}{nll:>12.3f}{test:>10.3f}   {paper:.3f} ({name})"
+               for label, step, nll, test, paper, name in rows)]
+    return "\n".join(lines)
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    cfg = _config_from_args(args)
+    run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
+    print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
+    records = train(cfg, run_dir, progress=not args.no_progress and sys.stderr.isatty())
+    print(_summary(records))
+    print(f"elapsed {records[-1]['elapsed_s']:.1f} s; metrics, checkpoint and samples in {run_dir}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .checkpoint import run_checkpoint
+    from .train import build_generator, resolve_device, write_tokens
+
+    cfg, payload = run_checkpoint(Path(args.run))
+    generator = build_generator(cfg)
+    generator.load_state_dict(payload["generator"])
+    device = resolve_device(args.device or "cpu")
+    torch.manual_seed(args.seed)
+    tokens = generator.to(device).sample(args.n, temperature=args.temperature)
+    if args.out:
+        write_tokens(Path(args.out), tokens)
+        print(f"wrote {args.n} sequences to {args.out}", file=sys.stderr)
+    else:
+        for row in tokens.tolist():
+            print(" ".join(map(str, row)))
+    return 0
+
+
+def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
+    """Token-id sequences, one a line, space-separated; errors name the line."""
+    if not path.is_file():
+        raise SeqGANError(f"file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
+    seqs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            ids = [int(tok) for tok in line.split()]
+        except ValueError:
+            raise SeqGANError(f"{path}:{number}: expected space-separated token ids, got {line.strip()[:40]!r}") from None
+        bad = [i for i in ids if not 0 <= i < vocab_size]
+        if bad:
+            raise SeqGANError(f"{path}:{number}: token id {bad[0]} out of range [0, {vocab_size})")
+        seqs.append(ids)
+    if not seqs:
+        raise SeqGANError(f"{path}: no sequences (the file is empty)")
+    return seqs
+
+
+def cmd_score_oracle(args) -> int:
+    from .metrics import mean_nll
+    from .oracle import load_oracle_params, oracle_from_params, paper_oracle_path
+
+    params = load_oracle_params(paper_oracle_path() if args.oracle == "paper" else Path(args.oracle))
+    vocab_size = params["embedding"].shape[0]
+    seqs = read_token_file(Path(args.file), vocab_size)
+    by_length: dict[int, list[list[int]]] = {}
+    for s in seqs:
+        by_length.setdefault(len(s), []).append(s)
+    total = tokens = 0.0
+    for length, group in by_length.items():
+        oracle = oracle_from_params(params, length)
+        batch = torch.tensor(group, dtype=torch.long)
+        total += mean_nll(oracle, batch) * batch.numel()
+        tokens += batch.numel()
+    nll = total / tokens
+    print(f"NLL-oracle {nll:.4f} nats/token over {len(seqs)} sequences ({int(tokens)} tokens)")
+    if args.json:
+        print(json.dumps({"nll_oracle": nll, "sequences": len(seqs)}))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench_rollout
+
+    result = bench_rollout(repeats=args.repeats)
+    print(f"roll-out rewards (B 64, N 16, T 20, vocab 5000, paper D, fp32, {torch.get_num_threads()} threads): "
+          f"ours {result['ours_s']:.3f} s, plain port {result['plain_s']:.3f} s, speed-up {result['speedup']:.1f}x")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN: sequence GANs trained with policy gradient.")
+    parser.add_argument("--version", action="version", version=f"seqgan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="run Algorithm 1 on the synthetic oracle task")
+    p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes (default: quick)")
+    p.add_argument("--seed", type=int, default=None, help="run seed (default: the preset's, 88)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/PRESET-seedN-TIME)")
+    p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="sample token-id sequences from a trained run")
+    p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
+    p.add_argument("--n", type=_positive_int, required=True, help="number of sequences")
+    p.add_argument("--temperature", type=_positive_float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
+    p.add_argument("--out", default=None, help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("score-oracle", help="mean per-token NLL of token-id sequences under the oracle")
+    p.add_argument("file", help="token-id sequences, one a line, space-separated")
+    p.add_argument("--oracle", default="paper", help="'paper' (shipped) or the path of an oracle .npz")
+    p.add_argument("--json", action="store_true", help="last stdout line: {\"nll_oracle\", \"sequences\"}")
+    p.set_defaults(func=cmd_score_oracle)
+
+    p = sub.add_parser("bench", help="speed benchmarks against plain reference implementations")
+    p.add_argument("what", choices=["rollout"])
+    p.add_argument("--repeats", type=_positive_int, default=1, help="timed repetitions (best is reported)")
+    p.add_argument("--json", action="store_true", help="last stdout line: JSON result")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SeqGANError as e:
+        print(f"seqgan: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("seqgan: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"seqgan: error:{where} {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""One typed config: the only place defaults live.
+
+Defaults are the authors' synthetic-experiment settings (LantaoYu/SeqGAN, HEAD); see
+SEQGAN_NOTES.md. Presets (`paper`, `quick`, `tiny`) are built from these dataclasses, the CLI's
+``--set section.field=value`` edits them, and checkpoints record the resolved config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+
+class SeqGANError(Exception):
+    """An error meant for people: the CLI prints its message on one line and exits non-zero."""
+
+
+@dataclass
+class DataConfig:
+    """The synthetic task: real data are samples of an oracle LSTM."""
+
+    oracle: str = "paper"  # "paper" (the authors' shipped parameters) or "random" (N(0,1) from oracle_seed)
+    vocab_size: int = 5000
+    seq_len: int = 20
+    emb_dim: int = 32  # oracle embedding size
+    hidden_dim: int = 32  # oracle LSTM size
+    start_token: int = 0  # its embedding is the first input of oracle and generator
+    oracle_seed: int = 0  # seeds a random oracle's parameters
+    data_seed: int = 88  # seeds the oracle samples (train / test), fixed across run seeds
+    num_train: int = 10_000  # oracle samples = the real data S
+    num_test: int = 10_000  # held-out oracle samples for NLL-test, never trained on
+
+
+@dataclass
+class GeneratorConfig:
+    emb_dim: int = 32
+    hidden_dim: int = 32
+    init_std: float = 0.1  # every parameter ~ N(0, init_std)
+    batch_size: int = 64
+    lr: float = 0.01  # Adam, MLE pre-training
+    adv_lr: float = 0.01  # Adam, policy-gradient updates (separate optimizer state)
+    grad_clip: float = 5.0  # global grad-norm clip, both phases
+
+
+@dataclass
+class DiscriminatorConfig:
+    emb_dim: int = 64
+    filter_sizes: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
+    num_filters: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+    dropout_keep: float = 0.75  # training only; off when scoring rewards
+    l2_reg: float = 0.2  # times ½Σw² of the output layer (weight and bias)
+    lr: float = 1e-4
+    batch_size: int = 64
+
+
+@dataclass
+class ScheduleConfig:
+    mle_epochs: int = 120
+    mle_eval_every: int = 5  # epochs between NLL evaluations during MLE
+    d_pretrain_rounds: int = 50  # each: fresh negatives, then d_pretrain_epochs epochs
+    d_pretrain_epochs: int = 3
+    adv_steps: int = 200  # adversarial iterations ("total batches")
+    g_steps: int = 1  # policy-gradient updates per adversarial step
+    d_steps: int = 5  # fresh-negative rounds per adversarial step
+    d_epochs: int = 3  # k: epochs over positives + negatives per d-step
+    rollout_num: int = 16  # N Monte Carlo completions per prefix
+    rollout_update_rate: float = 0.0  # r in β ← rβ + (1−r)θ; 0 means β = θ (Algorithm 1)
+    num_negatives: int = 10_000  # generated sequences per d-step
+    adv_eval_every: int = 5  # adversarial steps between NLL evaluations (and the last step)
+    num_eval: int = 10_000  # generated sequences scored by the oracle per evaluation
+
+
+@dataclass
+class RunConfig:
+    seed: int = 88
+    device: str = "auto"  # auto | cpu | cuda | mps
+    sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        cfg = cls()
+        for section, values in d.items():
+            if not hasattr(cfg, section):
+                raise SeqGANError(f"unknown config section {section!r}")
+            for key, value in values.items():
+                set_field(cfg, f"{section}.{key}", value)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        d, g, dis, s, r = self.data, self.generator, self.discriminator, self.schedule, self.run
+        positive = {
+            "data.vocab_size": d.vocab_size, "data.seq_len": d.seq_len, "data.emb_dim": d.emb_dim,
+            "data.hidden_dim": d.hidden_dim, "data.num_train": d.num_train, "data.num_test": d.num_test,
+            "generator.emb_dim": g.emb_dim, "generator.hidden_dim": g.hidden_dim,
+            "generator.batch_size": g.batch_size, "generator.lr": g.lr, "generator.adv_lr": g.adv_lr,
+            "generator.grad_clip": g.grad_clip, "generator.init_std": g.init_std,
+            "discriminator.emb_dim": dis.emb_dim, "discriminator.lr": dis.lr,
+            "discriminator.batch_size": dis.batch_size, "discriminator.dropout_keep": dis.dropout_keep,
+            "schedule.mle_eval_every": s.mle_eval_every, "schedule.adv_eval_every": s.adv_eval_every,
+            "schedule.rollout_num": s.rollout_num, "schedule.num_negatives": s.num_negatives,
+            "schedule.num_eval": s.num_eval, "run.sample_batch": r.sample_batch,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise SeqGANError(f"{name} must be > 0, got {value}")
+        non_negative = {
+            "schedule.mle_epochs": s.mle_epochs, "schedule.d_pretrain_rounds": s.d_pretrain_rounds,
+            "schedule.d_pretrain_epochs": s.d_pretrain_epochs, "schedule.adv_steps": s.adv_steps,
+            "schedule.g_steps": s.g_steps, "schedule.d_steps": s.d_steps, "schedule.d_epochs": s.d_epochs,
+            "discriminator.l2_reg": dis.l2_reg,
+        }
+        for name, value in non_negative.items():
+            if value < 0:
+                raise SeqGANError(f"{name} must be >= 0, got {value}")
+        if d.oracle not in ("paper", "random"):
+            raise SeqGANError(f"data.oracle must be 'paper' or 'random', got {d.oracle!r}")
+        if d.oracle == "paper" and (d.vocab_size, d.emb_dim, d.hidden_dim) != (5000, 32, 32):
+            raise SeqGANError(
+                "the paper oracle has vocab_size 5000, emb_dim 32, hidden_dim 32; "
+                "use --set data.oracle=random for other sizes")
+        if not 0 <= d.start_token < d.vocab_size:
+            raise SeqGANError(f"data.start_token must be in [0, {d.vocab_size}), got {d.start_token}")
+        if dis.dropout_keep > 1:
+            raise SeqGANError(f"discriminator.dropout_keep must be in (0, 1], got {dis.dropout_keep}")
+        if len(dis.filter_sizes) != len(dis.num_filters) or not dis.filter_sizes:
+            raise SeqGANError("discriminator.filter_sizes and num_filters must be non-empty and the same length")
+        if min(dis.filter_sizes) < 1 or min(dis.num_filters) < 1:
+            raise SeqGANError("discriminator filter sizes and counts must be >= 1")
+        if max(dis.filter_sizes) > d.seq_len:
+            raise SeqGANError(
+                f"discriminator filter size {max(dis.filter_sizes)} exceeds data.seq_len {d.seq_len}")
+        if not 0 <= s.rollout_update_rate < 1:
+            raise SeqGANError(f"schedule.rollout_update_rate must be in [0, 1), got {s.rollout_update_rate}")
+        if r.device not in ("auto", "cpu", "cuda", "mps"):
+            raise SeqGANError(f"run.device must be auto, cpu, cuda or mps, got {r.device!r}")
+
+
+def _convert(value, type_, name: str):
+    """Convert a CLI string (or a JSON value) to the field's declared type."""
+    origin = typing.get_origin(type_)
+    try:
+        if origin is tuple:
+            (inner, _) = typing.get_args(type_)
+            if isinstance(value, str):
+                value = [v for v in value.replace(" ", "").split(",") if v]
+            return tuple(_convert(v, inner, name) for v in value)
+        if type_ is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if type_ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, str):
+                value = value.replace("_", "")
+            return int(value)
+        if type_ is float:
+            return float(value)
+        if type_ is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise SeqGANError(f"{name}: cannot read {value!r} as {getattr(type_, '__name__', type_)}")
+
+
+def set_field(cfg: Config, key: str, value) -> None:
+    """Set ``section.field`` from a string or JSON value; unknown keys are errors."""
+    section_name, _, field_name = key.partition(".")
+    section = getattr(cfg, section_name, None) if section_name in _sections() else None
+    if section is None or not field_name:
+        raise SeqGANError(f"unknown config key {key!r} (sections: {', '.join(_sections())})")
+    hints = typing.get_type_hints(type(section))
+    if field_name not in hints:
+        names = ", ".join(f.name for f in dataclasses.fields(section))
+        raise SeqGANError(f"unknown config key {key!r} ({section_name} has: {names})")
+    setattr(section, field_name, _convert(value, hints[field_name], key))
+
+
+def _sections() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def preset(name: str) -> Config:
+    """`paper`: the authors' schedule exactly. `quick`: same models and oracle, a short schedule
+    (<= 10 minutes on 2 CPU cores). `tiny`: small vocab and models, seconds (tests)."""
+    cfg = Config()
+    if name == "paper":
+        pass
+    elif name == "quick":
+        s = cfg.schedule
+        s.mle_epochs, s.mle_eval_every = 15, 5
+        s.d_pretrain_rounds, s.d_pretrain_epochs = 3, 1
+        s.adv_steps, s.adv_eval_every = 25, 5
+        s.d_steps, s.d_epochs = 1, 1
+        s.num_negatives = 5_000
+        cfg.data.num_test = 5_000
+    elif name == "tiny":
+        cfg.data = DataConfig(oracle="random", vocab_size=20, seq_len=8, emb_dim=8, hidden_dim=8,
+                              num_train=512, num_test=256)
+        cfg.generator = GeneratorConfig(emb_dim=8, hidden_dim=8, batch_size=32)
+        cfg.discriminator = DiscriminatorConfig(emb_dim=8, filter_sizes=(1, 2, 3, 5, 8),
+                                                num_filters=(8, 8, 8, 8, 8), lr=1e-3, batch_size=32)
+        cfg.schedule = ScheduleConfig(mle_epochs=4, mle_eval_every=2, d_pretrain_rounds=2,
+                                      d_pretrain_epochs=1, adv_steps=3, adv_eval_every=2, d_steps=1,
+                                      d_epochs=1, rollout_num=4, num_negatives=256, num_eval=256)
+    else:
+        raise SeqGANError(f"unknown preset {name!r} (choose from: {', '.join(PRESETS)})")
+    cfg.validate()
+    return cfg
+
+
+PRESETS = ("paper", "quick", "tiny")

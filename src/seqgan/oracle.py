@@ -1,0 +1,84 @@
+"""The oracle ("target LSTM"): a Generator with frozen parameters that defines the real data.
+
+`paper` loads the authors' fixed parameters shipped with the package (converted from their
+save/target_params_py3.pkl; arrays as in SEQGAN_NOTES.md, gates x @ W + h @ U + b). `random`
+draws a new oracle with N(0, 1) parameters from a seed, for any size.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import torch
+
+from .config import DataConfig, SeqGANError
+from .generator import Generator
+
+PAPER_ORACLE_FILE = "seqgan_oracle_params.npz"
+PAPER_ORACLE_SHA256 = "4f1a3c02bcce12b528caa4f38505393ab6d276c8501b18539b69023e34c433d4"
+_PAPER_ARRAYS = ("embedding", "W_i", "U_i", "b_i", "W_f", "U_f", "b_f", "W_o", "U_o", "b_o",
+                 "W_c", "U_c", "b_c", "W_out", "b_out")
+
+
+def paper_oracle_path():
+    return resources.files("seqgan") / "data" / PAPER_ORACLE_FILE
+
+
+def load_oracle_params(path) -> dict[str, np.ndarray]:
+    """Read oracle arrays from an .npz file (no pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            params = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise SeqGANError(f"oracle file not found: {path}") from None
+    except Exception as e:  # zip / format errors from numpy
+        raise SeqGANError(f"cannot read oracle file {path}: {e}") from None
+    missing = [k for k in _PAPER_ARRAYS if k not in params]
+    if missing:
+        raise SeqGANError(f"oracle file {path} lacks arrays: {', '.join(missing)}")
+    return params
+
+
+def oracle_from_params(params: dict[str, np.ndarray], seq_len: int, start_token: int = 0) -> Generator:
+    """Build a frozen Generator whose LSTM computes exactly the authors' gate equations."""
+    vocab, emb = params["embedding"].shape
+    hidden = params["U_i"].shape[0]
+    oracle = Generator(vocab, seq_len, emb, hidden, start_token, init_std=None)
+    t = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
+    # nn.LSTM: gates = x @ weight_ih.T + b_ih + h @ weight_hh.T + b_hh, rows in order i, f, g(=c̃), o.
+    with torch.no_grad():
+        oracle.embedding.weight.copy_(t["embedding"])
+        oracle.lstm.weight_ih_l0.copy_(torch.cat([t["W_i"], t["W_f"], t["W_c"], t["W_o"]], dim=1).T)
+        oracle.lstm.weight_hh_l0.copy_(torch.cat([t["U_i"], t["U_f"], t["U_c"], t["U_o"]], dim=1).T)
+        oracle.lstm.bias_ih_l0.copy_(torch.cat([t["b_i"], t["b_f"], t["b_c"], t["b_o"]]))
+        oracle.lstm.bias_hh_l0.zero_()
+        oracle.out.weight.copy_(t["W_out"].T)
+        oracle.out.bias.copy_(t["b_out"])
+    return oracle.requires_grad_(False).eval()
+
+
+def random_oracle(vocab_size: int, seq_len: int, emb_dim: int, hidden_dim: int, seed: int,
+                  start_token: int = 0) -> Generator:
+    """A new oracle with every parameter ~ N(0, 1), drawn from its own generator (seed)."""
+    rng = np.random.default_rng(seed)
+    shapes = {"embedding": (vocab_size, emb_dim), "W_out": (hidden_dim, vocab_size), "b_out": (vocab_size,)}
+    for gate in "ifoc":
+        shapes |= {f"W_{gate}": (emb_dim, hidden_dim), f"U_{gate}": (hidden_dim, hidden_dim),
+                   f"b_{gate}": (hidden_dim,)}
+    params = {k: rng.standard_normal(shapes[k]).astype(np.float32) for k in _PAPER_ARRAYS}
+    return oracle_from_params(params, seq_len, start_token)
+
+
+def build_oracle(data: DataConfig) -> Generator:
+    if data.oracle == "paper":
+        return oracle_from_params(load_oracle_params(paper_oracle_path()), data.seq_len, data.start_token)
+    return random_oracle(data.vocab_size, data.seq_len, data.emb_dim, data.hidden_dim, data.oracle_seed,
+                         data.start_token)
+
+
+def oracle_samples(oracle: Generator, n: int, seed: int, chunk: int = 4096) -> torch.Tensor:
+    """``n`` oracle sequences drawn with their own RNG, independent of the run's global seed."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    uniforms = torch.rand(n, oracle.seq_len, generator=gen)
+    return oracle.sample(n, chunk=chunk, uniforms=uniforms)

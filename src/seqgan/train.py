@@ -1,0 +1,253 @@
+"""SeqGAN training: the paper's Algorithm 1.
+
+    pre-train G_θ by MLE on S                                    -> mle_epoch
+    generate negatives, pre-train D_φ (real = 1, generated = 0)  -> discriminator_epochs
+    repeat: g-steps: Y ~ G_θ, Q by Monte Carlo roll-out, PG step -> rollout_rewards, policy_gradient_step
+            β ← θ (or β ← rβ + (1−r)θ)                           -> RolloutPolicy.update
+            d-steps: fresh negatives, k epochs of D              -> discriminator_epochs
+
+`train` runs it end to end on the synthetic task and writes the run directory:
+config.json, metrics.jsonl, checkpoint.pt, samples.txt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import CHECKPOINT_NAME, save_checkpoint
+from .config import Config, SeqGANError
+from .discriminator import Discriminator
+from .generator import Generator
+from .metrics import nll_oracle, nll_test
+from .oracle import build_oracle, oracle_samples
+from .rollout import RolloutPolicy, rollout_rewards
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SeqGANError("--device cuda requested but no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise SeqGANError("--device mps requested but MPS is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_generator(cfg: Config) -> Generator:
+    d, g = cfg.data, cfg.generator
+    return Generator(d.vocab_size, d.seq_len, g.emb_dim, g.hidden_dim, d.start_token, g.init_std)
+
+
+def build_discriminator(cfg: Config) -> Discriminator:
+    d, dis = cfg.data, cfg.discriminator
+    return Discriminator(d.vocab_size, d.seq_len, dis.emb_dim, dis.filter_sizes, dis.num_filters,
+                         dis.dropout_keep)
+
+
+def _check_finite(loss: torch.Tensor, what: str, phase: str, step: int) -> float:
+    value = loss.item()
+    if not math.isfinite(value):
+        raise SeqGANError(f"{what} loss is {value} in phase {phase} at step {step}; stopping "
+                          "(the last checkpoint is intact)")
+    return value
+
+
+def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torch.Tensor,
+              batch_size: int, grad_clip: float, step: int = 0) -> float:
+    """One epoch of teacher-forced maximum likelihood (mean token NLL); returns the mean loss."""
+    generator.train()
+    order = torch.randperm(data.shape[0], device=data.device)
+    total, batches = 0.0, 0
+    for lo in range(0, data.shape[0], batch_size):
+        batch = data[order[lo:lo + batch_size]]
+        loss = -generator.log_prob(batch).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+        optimizer.step()
+        total += _check_finite(loss, "generator MLE", "mle", step)
+        batches += 1
+    return total / batches
+
+
+def policy_gradient_loss(generator: Generator, seqs: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """−Σ_{b,t} log G_θ(y_t | Y_1:t-1) · Q(Y_1:t-1, y_t): the authors' loss (sum, no baseline)."""
+    return -(generator.log_prob(seqs) * rewards).sum()
+
+
+def policy_gradient_step(generator: Generator, optimizer: torch.optim.Optimizer, seqs: torch.Tensor,
+                         rewards: torch.Tensor, grad_clip: float, step: int = 0) -> float:
+    generator.train()
+    loss = policy_gradient_loss(generator, seqs, rewards)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+    optimizer.step()
+    return _check_finite(loss, "policy-gradient", "adversarial", step)
+
+
+def discriminator_epochs(discriminator: Discriminator, optimizer: torch.optim.Optimizer,
+                         positives: torch.Tensor, negatives: torch.Tensor, epochs: int,
+                         batch_size: int, l2_reg: float, phase: str = "", step: int = 0) -> tuple[float, float]:
+    """``epochs`` passes over positives (label 1) + negatives (label 0), shuffled; returns the
+    last epoch's mean loss and training accuracy."""
+    tokens = torch.cat([positives, negatives])
+    labels = torch.cat([torch.ones(len(positives), dtype=torch.long, device=tokens.device),
+                        torch.zeros(len(negatives), dtype=torch.long, device=tokens.device)])
+    discriminator.train()
+    loss_sum = correct = batches = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(tokens), device=tokens.device)
+        loss_sum = correct = batches = 0
+        for lo in range(0, len(tokens), batch_size):
+            idx = order[lo:lo + batch_size]
+            loss, logits = discriminator.loss(tokens[idx], labels[idx], l2_reg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += _check_finite(loss, "discriminator", phase, step)
+            correct += (logits.argmax(dim=1) == labels[idx]).sum().item()
+            batches += 1
+    return loss_sum / max(batches, 1), correct / len(tokens)
+
+
+@dataclass
+class Evaluation:
+    nll_oracle: float
+    nll_test: float
+    samples: torch.Tensor
+
+
+def evaluate(generator: Generator, oracle: Generator, test_data: torch.Tensor, num_eval: int,
+             chunk: int) -> Evaluation:
+    samples = generator.sample(num_eval, chunk=chunk)
+    return Evaluation(nll_oracle(oracle, samples, chunk), nll_test(generator, test_data, chunk), samples)
+
+
+def write_tokens(path: Path, tokens: torch.Tensor) -> None:
+    """One sequence a line, space-separated token ids."""
+    lines = (" ".join(map(str, row)) for row in tokens.cpu().tolist())
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+class RunLog:
+    """The run directory's metrics.jsonl: one JSON object per line, flushed as written."""
+
+    def __init__(self, path: Path, started: float):
+        self.path, self.started, self.records = Path(path), started, []
+        self.path.write_text("")
+
+    def write(self, phase: str, step: int, **values) -> dict:
+        record = {"phase": phase, "step": step, **{k: v for k, v in values.items() if v is not None},
+                  "elapsed_s": round(time.perf_counter() - self.started, 3)}
+        self.records.append(record)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        return record
+
+
+def _bar(iterable, desc: str, enabled: bool):
+    return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
+    """Algorithm 1 on the synthetic oracle task; returns the metrics records."""
+    cfg.validate()
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    log = RunLog(run_dir / "metrics.jsonl", started)
+    device = resolve_device(cfg.run.device)
+    d, g, dis, s = cfg.data, cfg.generator, cfg.discriminator, cfg.schedule
+    chunk = cfg.run.sample_batch
+
+    # The real data S and the held-out test set: oracle samples from a fixed data seed.
+    oracle = build_oracle(d)
+    real = oracle_samples(oracle, d.num_train, d.data_seed, chunk).to(device)
+    test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
+    oracle.to(device)
+
+    seed_everything(cfg.run.seed)
+    generator = build_generator(cfg).to(device)
+    discriminator = build_discriminator(cfg).to(device)
+    rollout = RolloutPolicy(generator, s.rollout_update_rate)
+    mle_opt = torch.optim.Adam(generator.parameters(), lr=g.lr)
+    adv_opt = torch.optim.Adam(generator.parameters(), lr=g.adv_lr)
+    d_opt = torch.optim.Adam(discriminator.parameters(), lr=dis.lr)
+
+    def checkpoint(phase: str, step: int) -> None:
+        extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
+        save_checkpoint(run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step,
+                        generator=generator.state_dict(), discriminator=discriminator.state_dict(),
+                        mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(),
+                        d_optimizer=d_opt.state_dict(), **extra)
+
+    def eval_record(phase: str, step: int, **values) -> Evaluation:
+        ev = evaluate(generator, oracle, test, s.num_eval, chunk)
+        log.write(phase, step, nll_oracle=ev.nll_oracle, nll_test=ev.nll_test, **values)
+        return ev
+
+    def negatives_and_positives(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        negatives = generator.sample(n, chunk=chunk)
+        positives = real if n >= len(real) else real[torch.randperm(len(real), device=device)[:n]]
+        return positives, negatives
+
+    last_eval = eval_record("init", 0)
+
+    # 1. MLE pre-training.
+    for epoch in _bar(range(1, s.mle_epochs + 1), "MLE pre-training", progress):
+        loss = mle_epoch(generator, mle_opt, real, g.batch_size, g.grad_clip, epoch)
+        if epoch % s.mle_eval_every == 0 or epoch == s.mle_epochs:
+            last_eval = eval_record("mle", epoch, g_loss=loss)
+        else:
+            log.write("mle", epoch, g_loss=loss)
+    checkpoint("mle", s.mle_epochs)
+
+    # 2. Discriminator pre-training on fresh negatives each round.
+    for round_ in _bar(range(1, s.d_pretrain_rounds + 1), "D pre-training", progress):
+        positives, negatives = negatives_and_positives(s.num_negatives)
+        d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_pretrain_epochs,
+                                             dis.batch_size, dis.l2_reg, "d_pretrain", round_)
+        log.write("d_pretrain", round_, d_loss=d_loss, d_acc=d_acc)
+    checkpoint("d_pretrain", s.d_pretrain_rounds)
+
+    # 3. Adversarial training.
+    for step in _bar(range(1, s.adv_steps + 1), "adversarial", progress):
+        g_loss = mean_reward = None
+        for _ in range(s.g_steps):
+            seqs = generator.sample(g.batch_size, chunk=chunk)
+            rewards = rollout_rewards(rollout.module, discriminator, seqs, s.rollout_num, chunk=chunk)
+            g_loss = policy_gradient_step(generator, adv_opt, seqs, rewards, g.grad_clip, step)
+            mean_reward = rewards.mean().item()
+        rollout.update()
+        d_loss = d_acc = None
+        for _ in range(s.d_steps):
+            positives, negatives = negatives_and_positives(s.num_negatives)
+            d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_epochs,
+                                                 dis.batch_size, dis.l2_reg, "adversarial", step)
+        values = dict(g_loss=g_loss, mean_reward=mean_reward, d_loss=d_loss, d_acc=d_acc)
+        if step % s.adv_eval_every == 0 or step == s.adv_steps:
+            last_eval = eval_record("adversarial", step, **values)
+        else:
+            log.write("adversarial", step, **values)
+
+    checkpoint("done", s.adv_steps)
+    write_tokens(run_dir / "samples.txt", last_eval.samples)
+    return log.records

@@ -1,0 +1,131 @@
+"""The `seqgan` command: happy paths and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from seqgan.bench import bench_rollout
+from seqgan.cli import main
+from seqgan.config import DataConfig
+from seqgan.metrics import nll_oracle
+from seqgan.oracle import build_oracle, oracle_samples
+
+TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
+    return out
+
+
+def run_cli(*args):
+    """Run `python -m seqgan` in a subprocess: exit code, stdout, stderr."""
+    p = subprocess.run([sys.executable, "-m", "seqgan", *args], capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def assert_one_line_error(code, stderr, *needles):
+    assert code != 0
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqgan: error:"), stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_train_writes_run_dir_and_summary(tiny_run, capsys):
+    assert {p.name for p in tiny_run.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "samples.txt"}
+    first = json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["phase"] == "init" and first["step"] == 0 and "nll_oracle" in first
+    assert json.loads((tiny_run / "config.json").read_text())["schedule"]["mle_epochs"] == 2
+
+
+def test_reported_nll_matches_independent_scoring_of_samples(tiny_run):
+    last = json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    oracle = build_oracle(DataConfig(**cfg["data"]))
+    samples = torch.tensor([[int(x) for x in line.split()]
+                            for line in (tiny_run / "samples.txt").read_text().splitlines()])
+    assert abs(nll_oracle(oracle, samples) - last["nll_oracle"]) < 1e-9
+
+
+def test_sample_command(tiny_run, tmp_path, capsys):
+    out = tmp_path / "s.txt"
+    assert main(["sample", "--run", str(tiny_run), "--n", "7", "--temperature", "0.8", "--out", str(out)]) == 0
+    rows = [list(map(int, line.split())) for line in out.read_text().splitlines()]
+    assert len(rows) == 7 and all(len(r) == 8 and all(0 <= x < 20 for x in r) for r in rows)
+    capsys.readouterr()
+    assert main(["sample", "--run", str(tiny_run), "--n", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_score_oracle_json_matches_direct_scoring(tmp_path, capsys):
+    oracle = build_oracle(DataConfig())
+    seqs = oracle_samples(oracle, 40, seed=1)
+    path = tmp_path / "seqs.txt"
+    path.write_text("\n".join(" ".join(map(str, r)) for r in seqs.tolist()) + "\n")
+    assert main(["score-oracle", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["sequences"] == 40
+    assert abs(result["nll_oracle"] - nll_oracle(oracle, seqs)) < 1e-9
+
+
+def test_bench_rollout_small():
+    result = bench_rollout(batch=4, num_rollouts=2, seq_len=6, vocab_size=30)
+    assert set(result) == {"ours_s", "plain_s", "speedup"} and result["ours_s"] > 0
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["train", "--set", "generator.hidden_dim=-4"], ["generator.hidden_dim", "-4"]),
+    (["train", "--set", "generator.nope=1"], ["generator.nope"]),
+    (["train", "--set", "nosection.x=1"], ["nosection.x"]),
+    (["train", "--set", "generator.lr=fast"], ["generator.lr", "fast"]),
+    (["train", "--set", "schedule.adv_steps"], ["key=value"]),
+    (["train", "--set", "data.vocab_size=100"], ["paper oracle"]),
+    (["train", "--set", "discriminator.filter_sizes=1,30", "discriminator.num_filters=2,2"], ["exceeds"]),
+    (["sample", "--run", "/nonexistent/run", "--n", "3"], ["run directory not found"]),
+    (["score-oracle", "/nonexistent/file.txt"], ["file not found"]),
+    (["score-oracle", "x.txt", "--oracle", "/nonexistent/o.npz"], ["oracle file not found"]),
+])
+def test_bad_input_one_line_errors(args, needles, tmp_path):
+    assert_one_line_error(*run_cli(*args)[::2], *needles)
+
+
+def test_unknown_preset_is_rejected():
+    code, _, err = run_cli("train", "--preset", "huge")
+    assert code != 0 and "huge" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, needles", [
+    (b"", ["no sequences"]),
+    (b"1 2 3\n4 5 x\n", [":2:", "token ids"]),
+    (b"1 2 3\n4 5000 6\n", [":2:", "5000", "out of range"]),
+    (b"1 2 3\n-1 2 3\n", [":2:", "-1"]),
+    (b"1 2 3\n\xff\xfe 2\n", [":2:", "UTF-8"]),
+])
+def test_score_oracle_bad_files(tmp_path, content, needles):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    assert_one_line_error(*run_cli("score-oracle", str(path))[::2], *needles)
+
+
+def test_corrupt_checkpoint_and_existing_run_dir(tiny_run, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    assert_one_line_error(*run_cli("sample", "--run", str(bad), "--n", "2")[::2], "checkpoint")
+    truncated = tmp_path / "trunc"
+    truncated.mkdir()
+    (truncated / "checkpoint.pt").write_bytes((tiny_run / "checkpoint.pt").read_bytes()[:1000])
+    assert_one_line_error(*run_cli("sample", "--run", str(truncated), "--n", "2")[::2], "checkpoint")
+    assert_one_line_error(*run_cli("train", "--preset", "tiny", "--out", str(tiny_run))[::2], "already holds a run")
+
+
+def test_bad_sample_count_is_a_usage_error(tiny_run):
+    code, _, err = run_cli("sample", "--run", str(tiny_run), "--n", "0")
+    assert code == 2 and "positive integer" in err and "Traceback" not in err

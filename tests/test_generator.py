@@ -1,0 +1,73 @@
+"""The LSTM policy: exact sampler, teacher forcing vs stepping, temperature."""
+
+import torch
+
+from seqgan.generator import Generator, categorical
+
+
+def test_categorical_matches_full_inverse_cdf():
+    """Same uniforms -> same index as a plain searchsorted over the full CDF (float64)."""
+    torch.manual_seed(1)
+    logits = torch.randn(500, 150, dtype=torch.float64) * 2  # 150 is not a multiple of the block size
+    u = torch.rand(500, dtype=torch.float64)
+    probs = torch.softmax(logits, dim=1)
+    cdf = probs.cumsum(dim=1)
+    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1)).squeeze(1)
+    assert torch.equal(categorical(logits, u), expected)
+
+
+def test_categorical_distribution():
+    """Empirical frequencies of 200k draws match softmax(logits / temperature) (5 sigma)."""
+    torch.manual_seed(2)
+    logits = torch.randn(1, 70) * 1.5
+    n = 200_000
+    for temperature in (1.0, 0.5):
+        draws = categorical(logits.expand(n, -1), torch.rand(n), temperature)
+        freq = torch.bincount(draws, minlength=70).double() / n
+        p = torch.softmax(logits[0].double() / temperature, dim=0)
+        sigma = (p * (1 - p) / n).sqrt()
+        assert ((freq - p).abs() <= 5 * sigma + 1e-9).all()
+
+
+def test_log_prob_equals_stepping():
+    gen = Generator(vocab_size=23, seq_len=7, emb_dim=5, hidden_dim=6).double()
+    seqs = torch.randint(0, 23, (9, 7))
+    state = gen.initial_state(9)
+    token = torch.full((9,), gen.start_token)
+    stepped = []
+    for t in range(7):
+        logits, state = gen.step(token, state)
+        stepped.append(torch.log_softmax(logits, dim=1).gather(1, seqs[:, t:t + 1]).squeeze(1))
+        token = seqs[:, t]
+    assert torch.allclose(gen.log_prob(seqs), torch.stack(stepped, dim=1), atol=1e-12)
+
+
+def test_prefix_states_match_lstm_outputs():
+    gen = Generator(vocab_size=23, seq_len=7, emb_dim=5, hidden_dim=6).double()
+    seqs = torch.randint(0, 23, (4, 7))
+    h, c = gen.prefix_states(seqs)
+    hidden, (h_last, c_last) = gen.lstm(gen.embedding(gen._inputs(seqs)))
+    assert torch.allclose(h, hidden, atol=1e-12)
+    assert torch.allclose(c[:, -1], c_last[0], atol=1e-12)
+
+
+def test_sample_shapes_replay_and_low_temperature():
+    gen = Generator(vocab_size=40, seq_len=6, emb_dim=4, hidden_dim=4)
+    u = torch.rand(300, 6)
+    a = gen.sample(300, uniforms=u, chunk=128)
+    assert a.shape == (300, 6) and a.dtype == torch.long and a.min() >= 0 and a.max() < 40
+    assert torch.equal(a, gen.sample(300, uniforms=u, chunk=64))  # chunking does not change samples
+    cold = gen.sample(50, temperature=1e-4)
+    greedy = []
+    state, token = gen.initial_state(1), torch.tensor([gen.start_token])
+    for _ in range(6):
+        logits, state = gen.step(token, state)
+        token = logits.argmax(dim=1)
+        greedy.append(token.item())
+    assert (cold == torch.tensor(greedy)).all()
+
+
+def test_init_std():
+    gen = Generator(vocab_size=5000, seq_len=20, init_std=0.1)
+    assert abs(gen.out.weight.std().item() - 0.1) < 0.005
+    assert gen.lstm.bias_hh_l0.abs().sum() == 0
