@@ -88,12 +88,19 @@ def test_bench_rollout_small():
     (["train", "--set", "schedule.adv_steps"], ["key=value"]),
     (["train", "--set", "data.vocab_size=100"], ["paper oracle"]),
     (["train", "--set", "discriminator.filter_sizes=1,30", "discriminator.num_filters=2,2"], ["exceeds"]),
+    (["train", "--device", "tpu"], ["run.device", "tpu"]),
     (["sample", "--run", "/nonexistent/run", "--n", "3"], ["run directory not found"]),
     (["score-oracle", "/nonexistent/file.txt"], ["file not found"]),
     (["score-oracle", "x.txt", "--oracle", "/nonexistent/o.npz"], ["oracle file not found"]),
 ])
 def test_bad_input_one_line_errors(args, needles, tmp_path):
     assert_one_line_error(*run_cli(*args)[::2], *needles)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is absent")
+def test_cuda_without_gpu_is_one_line_error():
+    assert_one_line_error(*run_cli("train", "--preset", "tiny", "--device", "cuda", "--out", "/tmp/x-never")[::2],
+                          "no CUDA device")
 
 
 def test_unknown_preset_is_rejected():

@@ -84,3 +84,16 @@ def test_same_seed_same_run(tmp_path, tiny_cfg):
     b = train(tiny_cfg, tmp_path / "b", progress=False)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rs]  # noqa: E731
     assert strip(a) == strip(b)
+
+
+def test_nan_loss_stops_with_phase_and_step():
+    import pytest
+
+    from seqgan.config import SeqGANError
+
+    gen = Generator(10, 6, emb_dim=4, hidden_dim=8)
+    with torch.no_grad():
+        gen.out.bias[3] = float("nan")
+    opt = torch.optim.Adam(gen.parameters(), lr=0.01)
+    with pytest.raises(SeqGANError, match="phase mle at step 7"):
+        mle_epoch(gen, opt, torch.randint(0, 10, (64, 6)), 32, 5.0, step=7)

@@ -85,9 +85,10 @@ def _summary(records: list[dict]) -> str:
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from .train import resolve_device, train
 
     cfg = _config_from_args(args)
+    resolve_device(cfg.run.device)  # fail before creating anything
     run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
     print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
     records = train(cfg, run_dir, progress=not args.no_progress and sys.stderr.isatty())

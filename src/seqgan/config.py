@@ -210,7 +210,7 @@ def preset(name: str) -> Config:
         s.d_pretrain_rounds, s.d_pretrain_epochs = 3, 1
         s.adv_steps, s.adv_eval_every = 25, 5
         s.d_steps, s.d_epochs = 1, 1
-        s.num_negatives = 5_000
+        s.num_negatives = 3_000  # D sees 3k real + 3k generated per d-step
         cfg.data.num_test = 5_000
     elif name == "tiny":
         cfg.data = DataConfig(oracle="random", vocab_size=20, seq_len=8, emb_dim=8, hidden_dim=8,

@@ -109,9 +109,10 @@ class Generator(nn.Module):
                                self.lstm.bias_ih_l0, self.lstm.bias_hh_l0)
 
     def next_tokens(self, h: torch.Tensor, uniform: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Sample the next token [R] from hidden states ``h`` [R, H], in cache-sized row chunks."""
-        return torch.cat([categorical(self.out(h[lo:lo + _CACHE_ROWS]), uniform[lo:lo + _CACHE_ROWS], temperature)
-                          for lo in range(0, h.shape[0], _CACHE_ROWS)])
+        """Sample the next token [R] from hidden states ``h`` [R, H] (on CPU in cache-sized row chunks)."""
+        rows = _CACHE_ROWS if h.device.type == "cpu" else h.shape[0]
+        return torch.cat([categorical(self.out(h[lo:lo + rows]), uniform[lo:lo + rows], temperature)
+                          for lo in range(0, h.shape[0], rows)])
 
     def prefix_states(self, tokens: torch.Tensor) -> State:
         """States after consuming [start, y_1..y_t] for t = 0..T-1: each [B, T, H].
