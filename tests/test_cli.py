@@ -136,3 +136,36 @@ def test_corrupt_checkpoint_and_existing_run_dir(tiny_run, tmp_path):
 def test_bad_sample_count_is_a_usage_error(tiny_run):
     code, _, err = run_cli("sample", "--run", str(tiny_run), "--n", "0")
     assert code == 2 and "positive integer" in err and "Traceback" not in err
+
+
+def test_bleu_and_self_bleu_commands_match_nltk(tmp_path, capsys):
+    nltk_bleu = pytest.importorskip("nltk.translate.bleu_score")
+    refs = ["the cat sat on the mat", "a dog sat on a log", "the cat ate the rat"]
+    hyps = ["the cat sat on a log", "a dog ate", "", "the rat sat on the cat mat"]
+    (tmp_path / "refs.txt").write_text("\n".join(refs) + "\n")
+    (tmp_path / "hyps.txt").write_text("\n".join(hyps) + "\n")
+    smooth = nltk_bleu.SmoothingFunction().method1
+
+    def score(references, hypothesis, n):
+        return nltk_bleu.sentence_bleu([r.split() for r in references], hypothesis.split(),
+                                       weights=(1 / n,) * n, smoothing_function=smooth)
+
+    assert main(["bleu", "--references", str(tmp_path / "refs.txt"), "--hypotheses", str(tmp_path / "hyps.txt"),
+                 "--n", "3", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["bleu"]
+    assert abs(got - sum(score(refs, h, 3) for h in hyps) / len(hyps)) < 1e-9
+
+    assert main(["self-bleu", "--hypotheses", str(tmp_path / "refs.txt"), "--n", "2", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["self_bleu"]
+    expected = sum(score(refs[:i] + refs[i + 1:], refs[i], 2) for i in range(3)) / 3
+    assert abs(got - expected) < 1e-9
+
+
+@pytest.mark.parametrize("content, needles", [(b"", ["empty"]), (b"a b\n\xc3\x28 c\n", [":2:", "UTF-8"])])
+def test_bleu_bad_files(tmp_path, content, needles):
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text("a b c\n")
+    bad.write_bytes(content)
+    assert_one_line_error(*run_cli("bleu", "--references", str(bad), "--hypotheses", str(good))[::2], *needles)
+    assert_one_line_error(*run_cli("self-bleu", "--hypotheses", str(bad))[::2], *needles)
+    assert_one_line_error(*run_cli("self-bleu", "--hypotheses", str(good))[::2], "at least 2")

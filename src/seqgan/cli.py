@@ -116,17 +116,25 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
-    """Token-id sequences, one a line, space-separated; errors name the line."""
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; errors name the file (and line) and say what is wrong."""
     if not path.is_file():
         raise SeqGANError(f"file not found: {path}")
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = path.read_bytes()[:e.start].count(b"\n") + 1
-        raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
+        raise SeqGANError(f"{path}:{data[:e.start].count(b'\n') + 1}: not valid UTF-8 text") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise SeqGANError(f"{path}: no sequences (the file is empty)")
+    return lines
+
+
+def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
+    """Token-id sequences, one a line, space-separated (blank lines skipped); errors name the line."""
     seqs = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         try:
@@ -137,9 +145,35 @@ def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
         if bad:
             raise SeqGANError(f"{path}:{number}: token id {bad[0]} out of range [0, {vocab_size})")
         seqs.append(ids)
-    if not seqs:
-        raise SeqGANError(f"{path}: no sequences (the file is empty)")
     return seqs
+
+
+def _whitespace_tokens(path: Path) -> list[list[str]]:
+    """One sequence a line, whitespace-separated tokens; a blank line is an empty sequence."""
+    return [line.split() for line in read_lines(path)]
+
+
+def cmd_bleu(args) -> int:
+    from .bleu import bleu
+
+    score = bleu(_whitespace_tokens(Path(args.references)), _whitespace_tokens(Path(args.hypotheses)), args.n)
+    print(f"BLEU-{args.n} {score:.6f}")
+    if args.json:
+        print(json.dumps({"bleu": score}))
+    return 0
+
+
+def cmd_self_bleu(args) -> int:
+    from .bleu import self_bleu
+
+    hypotheses = _whitespace_tokens(Path(args.hypotheses))
+    if len(hypotheses) < 2:
+        raise SeqGANError(f"{args.hypotheses}: Self-BLEU needs at least 2 sequences, got {len(hypotheses)}")
+    score = self_bleu(hypotheses, args.n)
+    print(f"Self-BLEU-{args.n} {score:.6f}")
+    if args.json:
+        print(json.dumps({"self_bleu": score}))
+    return 0
 
 
 def cmd_score_oracle(args) -> int:
@@ -205,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", default="paper", help="'paper' (shipped) or the path of an oracle .npz")
     p.add_argument("--json", action="store_true", help="last stdout line: {\"nll_oracle\", \"sequences\"}")
     p.set_defaults(func=cmd_score_oracle)
+
+    p = sub.add_parser("bleu", help="BLEU-n of hypotheses against references (nltk's definition, exact)")
+    p.add_argument("--references", required=True, help="text file, one sequence a line, whitespace tokens")
+    p.add_argument("--hypotheses", required=True, help="text file, one sequence a line, whitespace tokens")
+    p.add_argument("--n", type=_positive_int, default=4, help="maximum n-gram order (default 4)")
+    p.add_argument("--json", action="store_true", help="last stdout line: {\"bleu\": <float>}")
+    p.set_defaults(func=cmd_bleu)
+
+    p = sub.add_parser("self-bleu", help="Self-BLEU-n: each hypothesis against all the others")
+    p.add_argument("--hypotheses", required=True, help="text file, one sequence a line, whitespace tokens")
+    p.add_argument("--n", type=_positive_int, default=4, help="maximum n-gram order (default 4)")
+    p.add_argument("--json", action="store_true", help="last stdout line: {\"self_bleu\": <float>}")
+    p.set_defaults(func=cmd_self_bleu)
 
     p = sub.add_parser("bench", help="speed benchmarks against plain reference implementations")
     p.add_argument("what", choices=["rollout"])
