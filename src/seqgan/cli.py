@@ -124,7 +124,8 @@ def read_lines(path: Path) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SeqGANError(f"{path}:{data[:e.start].count(b'\n') + 1}: not valid UTF-8 text") from None
+        line = data[:e.start].count(b"\n") + 1
+        raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise SeqGANError(f"{path}: no sequences (the file is empty)")
