@@ -200,12 +200,45 @@ def cmd_score_oracle(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from .bench import bench_rollout
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"
 
-    result = bench_rollout(repeats=args.repeats)
-    print(f"roll-out rewards (B 64, N 16, T 20, vocab 5000, paper D, fp32, {torch.get_num_threads()} threads): "
-          f"ours {result['ours_s']:.3f} s, plain port {result['plain_s']:.3f} s, speed-up {result['speedup']:.1f}x")
+
+def cmd_bench(args) -> int:
+    from . import bench
+    from .train import resolve_device
+
+    device = resolve_device(args.device)
+    where = _machine(device)
+    if args.what == "rollout":
+        result = bench.bench_rollout(repeats=args.repeats, device=args.device)
+        print(f"roll-out rewards (B 64, N 16, T 20, vocab 5000, paper D; {where}): ours {result['ours_s']:.3f} s, "
+              f"plain port (multinomial, Conv2d D, fp32) {result['plain_s']:.3f} s, speed-up {result['speedup']:.1f}x")
+    elif args.what == "discriminator":
+        result = bench.bench_discriminator(repeats=args.repeats, device=args.device)
+        print(f"discriminator training epoch, 20,000 sequences, batch 64 ({where}): ours {result['ours_s']:.2f} s, "
+              f"per-filter Conv2d reference {result['reference_s']:.2f} s, speed-up {result['speedup']:.1f}x; "
+              f"{result['gflops']:.0f} GFLOP/s of a {result['peak_gflops']:.0f} GFLOP/s matmul peak "
+              f"({100 * result['fraction_of_peak']:.1f} %)")
+    elif args.what == "sampling":
+        result = bench.bench_sampling(repeats=args.repeats, device=args.device)
+        print(f"sampling 10,000 sequences (T 20, vocab 5000; {where}): ours {result['ours_s']:.3f} s, "
+              f"torch.multinomial {result['multinomial_s']:.3f} s, speed-up {result['speedup']:.1f}x")
+    elif args.what == "adversarial-step":
+        result, parts = bench.bench_adversarial_step(repeats=args.repeats, device=args.device)
+        for side, c in parts.items():
+            print(f"{side:>9}: " + ", ".join(f"{k} {v:.3f}" for k, v in c.items()))
+        print(f"one paper adversarial step = roll-out + G update + 5 x (sample 10k + 3 x D epoch) ({where}): "
+              f"ours {result['ours_s']:.1f} s, reference {result['reference_s']:.1f} s, speed-up {result['speedup']:.1f}x")
+    else:  # schedule
+        parts = bench.adversarial_components(repeats=args.repeats, device=args.device, reference=False)["ours"]
+        result = bench.projected_schedule_seconds(parts)
+        print("measured: " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
+        print(f"projected wall time of the paper preset ({where}): {result['projected_s'] / 3600:.2f} h "
+              f"(MLE {result['mle_s']:.0f} s, D pre-training {result['d_pretrain_s']:.0f} s, "
+              f"adversarial {result['adversarial_s']:.0f} s)")
     if args.json:
         print(json.dumps(result))
     return 0
@@ -255,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_self_bleu)
 
     p = sub.add_parser("bench", help="speed benchmarks against plain reference implementations")
-    p.add_argument("what", choices=["rollout"])
+    p.add_argument("what", choices=["rollout", "discriminator", "sampling", "adversarial-step", "schedule"])
     p.add_argument("--repeats", type=_positive_int, default=1, help="timed repetitions (best is reported)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: JSON result")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -75,6 +75,7 @@ class ScheduleConfig:
 class RunConfig:
     seed: int = 88
     device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
 
 
@@ -145,6 +146,8 @@ class Config:
                 f"discriminator filter size {max(dis.filter_sizes)} exceeds data.seq_len {d.seq_len}")
         if not 0 <= s.rollout_update_rate < 1:
             raise SeqGANError(f"schedule.rollout_update_rate must be in [0, 1), got {s.rollout_update_rate}")
+        if r.precision not in ("auto", "fp32", "bf16"):
+            raise SeqGANError(f"run.precision must be auto, fp32 or bf16, got {r.precision!r}")
         if r.device not in ("auto", "cpu", "cuda", "mps"):
             raise SeqGANError(f"run.device must be auto, cpu, cuda or mps, got {r.device!r}")
 

@@ -1,8 +1,14 @@
 """The discriminator D_φ: CNN over token embeddings, max over time, highway, dropout, 2-way output.
 
-Follows the authors' model: filter banks of several widths over the whole embedding (VALID
-padding, ReLU, max-pool over time), one highway layer (gate bias 0), dropout, softmax over
-(fake, real). D_φ(Y) is the probability of class 1, "real".
+The authors' model: filter banks of several widths over the whole embedding (VALID padding,
+ReLU, max-pool over time), one highway layer (gate bias 0), dropout, softmax over (fake, real).
+D_φ(Y) is the probability of class 1, "real".
+
+A filter bank of width k over embeddings of size E is a linear map applied to every window of k
+consecutive token embeddings. We compute it that way: the windows are gathered straight from the
+embedding table (`embedding(tokens.unfold(1, k, 1))`), so each bank is one matmul whose backward is
+a matmul plus an index-add into the table. `reference.PlainDiscriminator` is the per-filter Conv2d
+formulation of the authors' code; a test shows the two agree.
 """
 
 from __future__ import annotations
@@ -18,35 +24,50 @@ class Discriminator(nn.Module):
                  dropout_keep: float = 0.75):
         super().__init__()
         self.vocab_size, self.seq_len = vocab_size, seq_len
+        self.filter_sizes = tuple(filter_sizes)
         self.embedding = nn.Embedding(vocab_size, emb_dim)
-        self.convs = nn.ModuleList(nn.Conv1d(emb_dim, n, k) for k, n in zip(filter_sizes, num_filters))
+        # Bank k: weight [F, k·E] over a window of k token embeddings laid out token-major.
+        self.banks = nn.ModuleList(nn.Linear(k * emb_dim, n) for k, n in zip(filter_sizes, num_filters))
         features = sum(num_filters)
-        self.highway_transform = nn.Linear(features, features)
-        self.highway_gate = nn.Linear(features, features)
+        self.highway = nn.Linear(features, 2 * features)  # [transform | gate], one matmul
         self.dropout = nn.Dropout(1.0 - dropout_keep)
         self.out = nn.Linear(features, 2)
+        self.compute_dtype: torch.dtype | None = None  # torch.bfloat16: autocast the matmuls
         self.reset_parameters()
+
+    @property
+    def num_features(self) -> int:
+        return self.out.in_features
 
     def reset_parameters(self) -> None:
         """The authors' init: embedding U(-1, 1); conv and output weights truncated N(0, 0.1) with
-        bias 0.1; highway layers keep PyTorch's default init, gate bias 0."""
+        bias 0.1; highway layer PyTorch's default init (fan-in 1720 for both halves), gate bias 0."""
         with torch.no_grad():
             self.embedding.weight.uniform_(-1.0, 1.0)
-            for layer in [*self.convs, self.out]:
+            for layer in [*self.banks, self.out]:
                 nn.init.trunc_normal_(layer.weight, std=0.1, a=-0.2, b=0.2)
                 layer.bias.fill_(0.1)
-            self.highway_gate.bias.zero_()
+            self.highway.bias[self.num_features:].zero_()
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Max-over-time conv features after the highway layer: [B, F]."""
-        x = self.embedding(tokens).transpose(1, 2)  # [B, E, T]
-        pooled = torch.cat([torch.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)
-        gate = torch.sigmoid(self.highway_gate(pooled))
-        return gate * torch.relu(self.highway_transform(pooled)) + (1.0 - gate) * pooled
+        """Max-over-time filter-bank features after the highway layer: [B, F]."""
+        table = self.embedding.weight
+        if self.compute_dtype is not None:
+            table = table.to(self.compute_dtype)  # gather half-width windows, not cast them after
+        # max_t relu(w·x_t + b) = relu(max_t(w·x_t) + b): pool first, then bias and ReLU on [B, F].
+        pooled = torch.relu(torch.cat([
+            (nn.functional.embedding(tokens.unfold(1, k, 1), table).flatten(2) @ bank.weight.T).amax(dim=1) + bank.bias
+            for k, bank in zip(self.filter_sizes, self.banks)], dim=1))
+        transform, gate = self.highway(pooled).chunk(2, dim=1)
+        gate = torch.sigmoid(gate)
+        return gate * torch.relu(transform) + (1.0 - gate) * pooled
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Class logits [B, 2] for (fake, real)."""
-        return self.out(self.dropout(self.features(tokens)))
+        """Class logits [B, 2] for (fake, real), in the parameters' dtype (float32 under bf16 autocast)."""
+        with torch.autocast(tokens.device.type, dtype=self.compute_dtype or torch.bfloat16,
+                            enabled=self.compute_dtype is not None):
+            logits = self.out(self.dropout(self.features(tokens)))
+        return logits if self.compute_dtype is None else logits.float()
 
     def l2_penalty(self) -> torch.Tensor:
         """½Σw² over the output layer's weight and bias (tf.nn.l2_loss, as the authors)."""

@@ -43,6 +43,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The discriminator's autocast dtype: None (float32) or torch.bfloat16. `auto` picks bf16 on
+    GPUs that support it and on CPUs with AMX tiles (bf16 matmuls ~6x faster than fp32 there)."""
+    if name == "fp32":
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        return torch.bfloat16 if amx() else None
+    return None
+
+
+def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel where PyTorch has one (one pass over the parameters, not ~10)."""
+    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -187,10 +207,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
     seed_everything(cfg.run.seed)
     generator = build_generator(cfg).to(device)
     discriminator = build_discriminator(cfg).to(device)
+    discriminator.compute_dtype = resolve_precision(cfg.run.precision, device)
     rollout = RolloutPolicy(generator, s.rollout_update_rate)
-    mle_opt = torch.optim.Adam(generator.parameters(), lr=g.lr)
-    adv_opt = torch.optim.Adam(generator.parameters(), lr=g.adv_lr)
-    d_opt = torch.optim.Adam(discriminator.parameters(), lr=dis.lr)
+    mle_opt = adam(generator.parameters(), g.lr, device)
+    adv_opt = adam(generator.parameters(), g.adv_lr, device)
+    d_opt = adam(discriminator.parameters(), dis.lr, device)
 
     def checkpoint(phase: str, step: int) -> None:
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
