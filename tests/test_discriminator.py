@@ -37,6 +37,15 @@ def test_matches_plain_conv2d_discriminator_forward_and_backward():
     assert torch.allclose(d.highway.weight.grad[f:], plain.highway_gate.weight.grad, atol=1e-5)
 
 
+def test_window_gather_equals_unfold():
+    """The CPU (gather) and GPU (unfold) window layouts are the same tensor."""
+    table = torch.randn(30, 4)
+    tokens = torch.randint(0, 30, (3, 9))
+    for k in (1, 2, 5, 9):
+        assert torch.equal(Discriminator._windows(tokens, table, k, gather=True),
+                           Discriminator._windows(tokens, table, k, gather=False))
+
+
 def test_loss_is_mean_ce_plus_l2_of_output_layer():
     d = Discriminator(30, 8, emb_dim=4, filter_sizes=(1, 3), num_filters=(2, 3), dropout_keep=1.0)
     tokens = torch.randint(0, 30, (5, 8))

@@ -15,7 +15,8 @@ from .discriminator import Discriminator
 from .generator import Generator
 from .reference import PlainDiscriminator, plain_rollout_rewards, plain_sample
 from .rollout import rollout_rewards
-from .train import adam, discriminator_epochs, mle_epoch, policy_gradient_step, resolve_device, resolve_precision
+from .train import (GraphedDiscriminatorStep, adam, discriminator_epochs, mle_epoch, policy_gradient_step,
+                    resolve_device, resolve_precision)
 
 
 def _sync(device: torch.device) -> None:
@@ -90,16 +91,19 @@ class _Setup:
         self.plain_discriminator = PlainDiscriminator.copy_of(self.discriminator).to(self.device)
         self.tokens = torch.randint(0, d.vocab_size, (num_seqs, d.seq_len), device=self.device)
         self.half = num_seqs // 2
+        self.d_opt = adam(self.discriminator.parameters(), 1e-4, self.device)
+        self.graphed = (GraphedDiscriminatorStep(self.discriminator, self.d_opt, 64, 0.2)
+                        if self.device.type == "cuda" else None)
+        self.plain_d_opt = torch.optim.Adam(self.plain_discriminator.parameters(), lr=1e-4)
 
     def ours_d_epoch(self) -> None:
-        opt = adam(self.discriminator.parameters(), 1e-4, self.device)
-        discriminator_epochs(self.discriminator, opt, self.tokens[:self.half], self.tokens[self.half:], 1, 64, 0.2)
+        discriminator_epochs(self.discriminator, self.d_opt, self.tokens[:self.half], self.tokens[self.half:],
+                             1, 64, 0.2, graphed=self.graphed)
 
     def plain_d_epoch(self) -> None:
-        """The reference: per-filter Conv2d discriminator, fp32, PyTorch's default Adam."""
-        opt = torch.optim.Adam(self.plain_discriminator.parameters(), lr=1e-4)
-        discriminator_epochs(self.plain_discriminator, opt, self.tokens[:self.half], self.tokens[self.half:],
-                             1, 64, 0.2)
+        """The reference: per-filter Conv2d discriminator, fp32, PyTorch's default Adam, eager."""
+        discriminator_epochs(self.plain_discriminator, self.plain_d_opt, self.tokens[:self.half],
+                             self.tokens[self.half:], 1, 64, 0.2)
 
 
 def bench_discriminator(repeats: int = 1, num_seqs: int = 20_000, device: str = "cpu", seed: int = 0) -> dict:

@@ -77,6 +77,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
+    cuda_graphs: bool = True  # on CUDA, replay the discriminator's training step as a CUDA graph
 
 
 @dataclass

@@ -59,8 +59,9 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
 
 
 def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with the fused kernel where PyTorch has one (one pass over the parameters, not ~10)."""
-    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+    """Adam with the fused kernel where PyTorch has one (one pass over the parameters, not ~10);
+    capturable on CUDA so its step can live inside a CUDA graph."""
+    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"), capturable=device.type == "cuda")
 
 
 def seed_everything(seed: int) -> None:
@@ -81,6 +82,7 @@ def build_discriminator(cfg: Config) -> Discriminator:
 
 
 def _check_finite(loss: torch.Tensor, what: str, phase: str, step: int) -> float:
+    """The loss as a float; a NaN or infinite loss stops the run with a one-line error."""
     value = loss.item()
     if not math.isfinite(value):
         raise SeqGANError(f"{what} loss is {value} in phase {phase} at step {step}; stopping "
@@ -90,10 +92,12 @@ def _check_finite(loss: torch.Tensor, what: str, phase: str, step: int) -> float
 
 def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torch.Tensor,
               batch_size: int, grad_clip: float, step: int = 0) -> float:
-    """One epoch of teacher-forced maximum likelihood (mean token NLL); returns the mean loss."""
+    """One epoch of teacher-forced maximum likelihood (mean token NLL); returns the mean loss.
+    Losses are summed on the device and read once per epoch (no per-batch GPU sync)."""
     generator.train()
     order = torch.randperm(data.shape[0], device=data.device)
-    total, batches = 0.0, 0
+    total = torch.zeros((), device=data.device)
+    batches = 0
     for lo in range(0, data.shape[0], batch_size):
         batch = data[order[lo:lo + batch_size]]
         loss = -generator.log_prob(batch).mean()
@@ -101,9 +105,9 @@ def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torc
         loss.backward()
         torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
         optimizer.step()
-        total += _check_finite(loss, "generator MLE", "mle", step)
+        total += loss.detach()
         batches += 1
-    return total / batches
+    return _check_finite(total / batches, "generator MLE", "mle", step)
 
 
 def policy_gradient_loss(generator: Generator, seqs: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
@@ -122,29 +126,83 @@ def policy_gradient_step(generator: Generator, optimizer: torch.optim.Optimizer,
     return _check_finite(loss, "policy-gradient", "adversarial", step)
 
 
+def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor,
+                       labels: torch.Tensor, l2_reg: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Adam step on a batch; returns the loss and the number of correct predictions (tensors)."""
+    loss, logits = discriminator.loss(tokens, labels, l2_reg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (logits.argmax(dim=1) == labels).sum()
+
+
+class GraphedDiscriminatorStep:
+    """`discriminator_step` for one batch shape, captured once as a CUDA graph and then replayed.
+
+    A batch-64 step launches ~150 small kernels; on a GPU their launch cost, not the arithmetic,
+    bounds it. Replaying the graph is one launch. Capture needs a few warm-up steps: parameters
+    and optimizer state are restored afterwards (in place, so the graph's addresses stay valid),
+    so training continues exactly where it was. Needs Adam(capturable=True) (see `adam`).
+    """
+
+    def __init__(self, discriminator: Discriminator, optimizer: torch.optim.Optimizer, batch_size: int,
+                 l2_reg: float, warmup: int = 3):
+        device = discriminator.out.weight.device
+        self.tokens = torch.zeros(batch_size, discriminator.seq_len, dtype=torch.long, device=device)
+        self.labels = torch.arange(batch_size, device=device) % 2
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        saved_params = [p.detach().clone() for p in params]
+        saved_state = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in params if optimizer.state[p]}
+        discriminator.train()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.loss, self.correct = discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg)
+        with torch.no_grad():  # undo the warm-up and capture steps
+            for p, saved in zip(params, saved_params):
+                p.copy_(saved)
+            for p in params:
+                for key, value in optimizer.state[p].items():
+                    value.copy_(saved_state[id(p)][key]) if id(p) in saved_state else value.zero_()
+
+    def __call__(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.tokens.copy_(tokens)
+        self.labels.copy_(labels)
+        self.graph.replay()
+        return self.loss.clone(), self.correct.clone()
+
+
 def discriminator_epochs(discriminator: Discriminator, optimizer: torch.optim.Optimizer,
                          positives: torch.Tensor, negatives: torch.Tensor, epochs: int,
-                         batch_size: int, l2_reg: float, phase: str = "", step: int = 0) -> tuple[float, float]:
+                         batch_size: int, l2_reg: float, phase: str = "", step: int = 0,
+                         graphed: GraphedDiscriminatorStep | None = None) -> tuple[float, float]:
     """``epochs`` passes over positives (label 1) + negatives (label 0), shuffled; returns the
-    last epoch's mean loss and training accuracy."""
+    last epoch's mean loss and training accuracy. ``graphed`` replays full batches as a CUDA graph."""
     tokens = torch.cat([positives, negatives])
     labels = torch.cat([torch.ones(len(positives), dtype=torch.long, device=tokens.device),
                         torch.zeros(len(negatives), dtype=torch.long, device=tokens.device)])
     discriminator.train()
-    loss_sum = correct = batches = 0
+    loss_sum = correct = torch.zeros((), device=tokens.device)
+    batches = 0
     for _ in range(epochs):
         order = torch.randperm(len(tokens), device=tokens.device)
-        loss_sum = correct = batches = 0
+        loss_sum = correct = torch.zeros((), device=tokens.device)
+        batches = 0
         for lo in range(0, len(tokens), batch_size):
             idx = order[lo:lo + batch_size]
-            loss, logits = discriminator.loss(tokens[idx], labels[idx], l2_reg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += _check_finite(loss, "discriminator", phase, step)
-            correct += (logits.argmax(dim=1) == labels[idx]).sum().item()
+            use_graph = graphed is not None and len(idx) == batch_size
+            loss, right = (graphed(tokens[idx], labels[idx]) if use_graph else
+                           discriminator_step(discriminator, optimizer, tokens[idx], labels[idx], l2_reg))
+            loss_sum = loss_sum + loss
+            correct = correct + right
             batches += 1
-    return loss_sum / max(batches, 1), correct / len(tokens)
+        _check_finite(loss_sum, "discriminator", phase, step)
+    return loss_sum.item() / max(batches, 1), correct.item() / len(tokens)
 
 
 @dataclass
@@ -212,6 +270,8 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
     mle_opt = adam(generator.parameters(), g.lr, device)
     adv_opt = adam(generator.parameters(), g.adv_lr, device)
     d_opt = adam(discriminator.parameters(), dis.lr, device)
+    graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg)
+               if device.type == "cuda" and cfg.run.cuda_graphs else None)
 
     def checkpoint(phase: str, step: int) -> None:
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
@@ -245,7 +305,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
     for round_ in _bar(range(1, s.d_pretrain_rounds + 1), "D pre-training", progress):
         positives, negatives = negatives_and_positives(s.num_negatives)
         d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_pretrain_epochs,
-                                             dis.batch_size, dis.l2_reg, "d_pretrain", round_)
+                                             dis.batch_size, dis.l2_reg, "d_pretrain", round_, graphed)
         log.write("d_pretrain", round_, d_loss=d_loss, d_acc=d_acc)
     checkpoint("d_pretrain", s.d_pretrain_rounds)
 
@@ -262,7 +322,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
         for _ in range(s.d_steps):
             positives, negatives = negatives_and_positives(s.num_negatives)
             d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_epochs,
-                                                 dis.batch_size, dis.l2_reg, "adversarial", step)
+                                                 dis.batch_size, dis.l2_reg, "adversarial", step, graphed)
         values = dict(g_loss=g_loss, mean_reward=mean_reward, d_loss=d_loss, d_acc=d_acc)
         if step % s.adv_eval_every == 0 or step == s.adv_steps:
             last_eval = eval_record("adversarial", step, **values)
