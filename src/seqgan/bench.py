@@ -137,8 +137,8 @@ def adversarial_components(repeats: int = 1, device: str = "cpu", seed: int = 0,
     g = s.generator
     seqs = g.sample(64)
     rewards = rollout_rewards(g, s.discriminator, seqs, 16)
-    g_opt = adam(g.parameters(), 0.01, s.device)
-    mle_opt = adam(g.parameters(), 0.01, s.device)
+    g_opt = adam(g.parameters(), 0.01, s.device, fused_on_cpu=False)
+    mle_opt = adam(g.parameters(), 0.01, s.device, fused_on_cpu=False)
     real = g.sample(10_000)
     s.ours_d_epoch()  # warm-up
     g_update = _best_time(lambda: policy_gradient_step(g, g_opt, seqs, rewards, 5.0), max(repeats, 3), s.device)

@@ -96,9 +96,8 @@ class Generator(nn.Module):
 
     def log_prob(self, tokens: torch.Tensor) -> torch.Tensor:
         """log G(y_t | Y_1:t-1) for every position: [B, T]."""
-        logits = self.logits(tokens)
-        nll = nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
-        return -nll.view(tokens.shape)
+        log_probs = torch.log_softmax(self.logits(tokens), dim=-1)
+        return log_probs.gather(2, tokens.unsqueeze(2)).squeeze(2)
 
     def initial_state(self, batch: int) -> State:
         w = self.out.weight

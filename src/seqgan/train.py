@@ -58,10 +58,12 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with the fused kernel where PyTorch has one (one pass over the parameters, not ~10);
-    capturable on CUDA so its step can live inside a CUDA graph."""
-    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"), capturable=device.type == "cuda")
+def adam(params, lr: float, device: torch.device, fused_on_cpu: bool = True) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over the parameters, not ~10) on CUDA, capturable so
+    its step can live inside a CUDA graph; on CPU fused where it measured faster (the
+    discriminator's 7M parameters: ~1.5x per epoch; the generator's 0.3M: slower than foreach)."""
+    fused = device.type == "cuda" or (device.type == "cpu" and fused_on_cpu)
+    return torch.optim.Adam(params, lr=lr, fused=fused, capturable=device.type == "cuda")
 
 
 def seed_everything(seed: int) -> None:
@@ -267,8 +269,8 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
     discriminator = build_discriminator(cfg).to(device)
     discriminator.compute_dtype = resolve_precision(cfg.run.precision, device)
     rollout = RolloutPolicy(generator, s.rollout_update_rate)
-    mle_opt = adam(generator.parameters(), g.lr, device)
-    adv_opt = adam(generator.parameters(), g.adv_lr, device)
+    mle_opt = adam(generator.parameters(), g.lr, device, fused_on_cpu=False)
+    adv_opt = adam(generator.parameters(), g.adv_lr, device, fused_on_cpu=False)
     d_opt = adam(discriminator.parameters(), dis.lr, device)
     graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg)
                if device.type == "cuda" and cfg.run.cuda_graphs else None)
