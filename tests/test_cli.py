@@ -169,3 +169,16 @@ def test_bleu_bad_files(tmp_path, content, needles):
     assert_one_line_error(*run_cli("bleu", "--references", str(bad), "--hypotheses", str(good))[::2], *needles)
     assert_one_line_error(*run_cli("self-bleu", "--hypotheses", str(bad))[::2], *needles)
     assert_one_line_error(*run_cli("self-bleu", "--hypotheses", str(good))[::2], "at least 2")
+
+
+def test_inspect(tiny_run, capsys):
+    from seqgan.checkpoint import state_sha256
+
+    assert main(["inspect", str(tiny_run), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    payload = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    assert info["phase"] == "done" and info["step"] == 1
+    assert info["generator_sha256"] == state_sha256(payload["generator"]) != info["discriminator_sha256"]
+    assert info["last_metrics"] == json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert info["config"]["schedule"]["mle_epochs"] == 2
+    assert_one_line_error(*run_cli("inspect", "/nonexistent/run")[::2], "run directory not found")

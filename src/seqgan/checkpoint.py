@@ -3,6 +3,7 @@ arbitrary objects (torch.load(weights_only=True))."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -54,3 +55,11 @@ def run_checkpoint(run_dir: Path) -> tuple[Config, dict]:
     if not run_dir.is_dir():
         raise SeqGANError(f"run directory not found: {run_dir}")
     return load_checkpoint(run_dir / CHECKPOINT_NAME)
+
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors' raw bytes in state-dict order (identifies exact parameters)."""
+    digest = hashlib.sha256()
+    for tensor in state.values():
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

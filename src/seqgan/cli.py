@@ -116,6 +116,31 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from .checkpoint import run_checkpoint, state_sha256
+
+    run_dir = Path(args.run)
+    cfg, payload = run_checkpoint(run_dir)
+    metrics_path = run_dir / "metrics.jsonl"
+    lines = metrics_path.read_text().splitlines() if metrics_path.is_file() else []
+    try:
+        last = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        raise SeqGANError(f"{metrics_path}:{len(lines)}: not a JSON line") from None
+    info = {"run": str(run_dir), "phase": payload.get("phase"), "step": payload.get("step"),
+            "generator_sha256": state_sha256(payload["generator"]),
+            "discriminator_sha256": state_sha256(payload["discriminator"]),
+            "last_metrics": last, "config": cfg.to_dict()}
+    print(f"run {run_dir}: checkpoint after phase {info['phase']}, step {info['step']}")
+    for section, values in info["config"].items():
+        print(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    print(f"  last metrics: {json.dumps(last)}")
+    print(f"  generator_sha256 {info['generator_sha256']}\n  discriminator_sha256 {info['discriminator_sha256']}")
+    if args.json:
+        print(json.dumps(info))
+    return 0
+
+
 def read_lines(path: Path) -> list[str]:
     """The lines of a UTF-8 text file; errors name the file (and line) and say what is wrong."""
     if not path.is_file():
@@ -267,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("inspect", help="a run's config, phase/step, last metrics and parameter hashes")
+    p.add_argument("run", help="run directory written by `seqgan train`")
+    p.add_argument("--json", action="store_true", help="last stdout line: the same as JSON")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("score-oracle", help="mean per-token NLL of token-id sequences under the oracle")
     p.add_argument("file", help="token-id sequences, one a line, space-separated")

@@ -8,10 +8,17 @@ import torch
 from .generator import Generator
 
 
+_SCORE_ELEMENTS = 1 << 24  # logits per scoring chunk: 64 MB of float32 whatever the vocabulary
+
+
 @torch.no_grad()
-def mean_nll(model: Generator, tokens: torch.Tensor, chunk: int = 4096) -> float:
-    """Mean per-token -log model(y_t | Y_1:t-1) over ``tokens`` [N, T]."""
+def mean_nll(model: Generator, tokens: torch.Tensor, chunk: int | None = None) -> float:
+    """Mean per-token -log model(y_t | Y_1:t-1) over ``tokens`` [N, T], scored in chunks whose
+    [chunk, T, V] logits stay within a fixed memory budget (4096 paper-sized sequences would be
+    1.6 GB of logits, twice over with the log-softmax)."""
     device = model.out.weight.device
+    budget = max(1, _SCORE_ELEMENTS // (tokens.shape[1] * model.vocab_size))
+    chunk = min(chunk, budget) if chunk else budget
     total = 0.0
     for lo in range(0, tokens.shape[0], chunk):
         batch = tokens[lo:lo + chunk].to(device)
@@ -19,11 +26,11 @@ def mean_nll(model: Generator, tokens: torch.Tensor, chunk: int = 4096) -> float
     return total / tokens.numel()
 
 
-def nll_oracle(oracle: Generator, samples: torch.Tensor, chunk: int = 4096) -> float:
+def nll_oracle(oracle: Generator, samples: torch.Tensor, chunk: int | None = None) -> float:
     """The paper's NLL-oracle: generated ``samples`` scored by the oracle."""
     return mean_nll(oracle, samples, chunk)
 
 
-def nll_test(generator: Generator, test_data: torch.Tensor, chunk: int = 4096) -> float:
+def nll_test(generator: Generator, test_data: torch.Tensor, chunk: int | None = None) -> float:
     """The generator's NLL of held-out oracle samples (Caccia et al.'s diversity side)."""
     return mean_nll(generator, test_data, chunk)
