@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -85,13 +86,50 @@ def _summary(records: list[dict]) -> str:
 
 
 def cmd_train(args) -> int:
-    from .train import resolve_device, train
+    from .checkpoint import run_checkpoint
+    from .train import Interrupted, resolve_device, train
 
-    cfg = _config_from_args(args)
-    resolve_device(cfg.run.device)  # fail before creating anything
-    run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
-    print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
-    records = train(cfg, run_dir, progress=not args.no_progress and sys.stderr.isatty())
+    resume = None
+    if args.resume:
+        given = [flag for flag, value in (("--preset", args.preset), ("--seed", args.seed), ("--set", args.set),
+                                          ("--out", args.out)) if value is not None]
+        if given:
+            raise SeqGANError(f"--resume continues a run with its own config; drop {', '.join(given)}")
+        run_dir = Path(args.resume)
+        cfg, resume = run_checkpoint(run_dir)
+        if args.device is not None:
+            set_field(cfg, "run.device", args.device)
+        if resume["phase"] == "done":
+            print(f"seqgan train: {run_dir} is already complete", file=sys.stderr)
+            return 0
+        resolve_device(cfg.run.device)
+        print(f"seqgan train: resuming {run_dir} after {resume['phase']} step {resume['step']}", file=sys.stderr)
+    else:
+        args.preset = args.preset or "quick"
+        cfg = _config_from_args(args)
+        resolve_device(cfg.run.device)  # fail before creating anything
+        run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
+        print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
+
+    # First SIGINT / SIGTERM: finish the current step, checkpoint, exit 130 / 143. Second SIGINT: now.
+    requested: list[int] = []
+
+    def on_signal(signum, frame):
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+        print("\nseqgan: stopping after the current step (Ctrl-C again to quit at once)", file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        records = train(cfg, run_dir, progress=not args.no_progress and sys.stderr.isatty(), resume=resume,
+                        should_stop=lambda: bool(requested))
+    except Interrupted as e:
+        print(f"seqgan: {e}", file=sys.stderr)
+        return 130 if requested[0] == signal.SIGINT else 143
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(_summary(records))
     print(f"elapsed {records[-1]['elapsed_s']:.1f} s; metrics, checkpoint and samples in {run_dir}")
     return 0
@@ -275,12 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="run Algorithm 1 on the synthetic oracle task")
-    p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes (default: quick)")
+    p.add_argument("--preset", default=None, choices=PRESETS, help="schedule and sizes (default: quick)")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: the preset's, 88)")
     p.add_argument("--out", default=None, help="run directory (default: runs/PRESET-seedN-TIME)")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 

@@ -78,6 +78,7 @@ class RunConfig:
     precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
     cuda_graphs: bool = True  # on CUDA, replay the discriminator's training step as a CUDA graph
+    checkpoint_seconds: float = 60.0  # checkpoint after a step once this long since the last (and at phase ends)
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Config:
             "schedule.mle_epochs": s.mle_epochs, "schedule.d_pretrain_rounds": s.d_pretrain_rounds,
             "schedule.d_pretrain_epochs": s.d_pretrain_epochs, "schedule.adv_steps": s.adv_steps,
             "schedule.g_steps": s.g_steps, "schedule.d_steps": s.d_steps, "schedule.d_epochs": s.d_epochs,
-            "discriminator.l2_reg": dis.l2_reg,
+            "discriminator.l2_reg": dis.l2_reg, "run.checkpoint_seconds": r.checkpoint_seconds,
         }
         for name, value in non_negative.items():
             if value < 0:

@@ -227,11 +227,15 @@ def write_tokens(path: Path, tokens: torch.Tensor) -> None:
 
 
 class RunLog:
-    """The run directory's metrics.jsonl: one JSON object per line, flushed as written."""
+    """The run directory's metrics.jsonl: one JSON object per line, flushed as written. ``keep``
+    lines of an existing log are kept (a resumed run continues its checkpoint's log)."""
 
-    def __init__(self, path: Path, started: float):
-        self.path, self.started, self.records = Path(path), started, []
-        self.path.write_text("")
+    def __init__(self, path: Path, started: float, keep: int = 0):
+        self.path = Path(path)
+        lines = self.path.read_text().splitlines()[:keep] if keep else []
+        self.records = [json.loads(line) for line in lines]
+        self.started = started - (self.records[-1]["elapsed_s"] if self.records else 0.0)
+        self.path.write_text("".join(line + "\n" for line in lines))
 
     def write(self, phase: str, step: int, **values) -> dict:
         record = {"phase": phase, "step": step, **{k: v for k, v in values.items() if v is not None},
@@ -246,14 +250,51 @@ def _bar(iterable, desc: str, enabled: bool):
     return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
-def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
-    """Algorithm 1 on the synthetic oracle task; returns the metrics records."""
+PHASES = ("init", "mle", "d_pretrain", "adversarial", "done")
+
+
+class Interrupted(Exception):
+    """Raised after a requested stop: the checkpoint for the last completed step is written."""
+
+
+def rng_state() -> dict:
+    """Every random generator the run draws from, as tensors and plain lists (weights_only-safe)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+             "python": [py_state[0], list(py_state[1]), py_state[2]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None = None,
+          should_stop=lambda: False) -> list[dict]:
+    """Algorithm 1 on the synthetic oracle task; returns the metrics records.
+
+    A checkpoint is written after each completed step (MLE epoch, D pre-training round,
+    adversarial step) once ``run.checkpoint_seconds`` have passed since the last, and at the end
+    of every phase. ``resume`` (a loaded checkpoint) continues from it: same seed and config give
+    the same run, bit for bit on CPU. ``should_stop`` is polled after every step; when it returns
+    True the step's checkpoint is written and `Interrupted` raised.
+    """
     cfg.validate()
     started = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    log = RunLog(run_dir / "metrics.jsonl", started)
+    log = RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0)
     device = resolve_device(cfg.run.device)
     d, g, dis, s = cfg.data, cfg.generator, cfg.discriminator, cfg.schedule
     chunk = cfg.run.sample_batch
@@ -272,47 +313,74 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
     mle_opt = adam(generator.parameters(), g.lr, device, fused_on_cpu=False)
     adv_opt = adam(generator.parameters(), g.adv_lr, device, fused_on_cpu=False)
     d_opt = adam(discriminator.parameters(), dis.lr, device)
+    done_phase, done_step = "init", 0
+    if resume:
+        generator.load_state_dict(resume["generator"])
+        discriminator.load_state_dict(resume["discriminator"])
+        if "rollout" in resume:
+            rollout.module.load_state_dict(resume["rollout"])
+        for opt, key in ((mle_opt, "mle_optimizer"), (adv_opt, "adv_optimizer"), (d_opt, "d_optimizer")):
+            opt.load_state_dict(resume[key])
+        done_phase, done_step = resume["phase"], resume["step"]
+    # Captured after loading: the graph holds the optimizer's state tensors.
     graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg)
                if device.type == "cuda" and cfg.run.cuda_graphs else None)
+    if resume:
+        set_rng_state(resume["rng"])  # after the capture, which draws from the CUDA generator
+    last_checkpoint = time.perf_counter()
 
-    def checkpoint(phase: str, step: int) -> None:
+    def checkpoint(phase: str, step: int, force: bool = False) -> None:
+        nonlocal last_checkpoint
+        stop = should_stop()
+        if not (force or stop or time.perf_counter() - last_checkpoint >= cfg.run.checkpoint_seconds):
+            return
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
-        save_checkpoint(run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step,
-                        generator=generator.state_dict(), discriminator=discriminator.state_dict(),
+        save_checkpoint(run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records),
+                        rng=rng_state(), generator=generator.state_dict(), discriminator=discriminator.state_dict(),
                         mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(),
                         d_optimizer=d_opt.state_dict(), **extra)
+        last_checkpoint = time.perf_counter()
+        if stop:
+            raise Interrupted(f"stopped after {phase} step {step}; resume with: seqgan train --resume {run_dir}")
 
-    def eval_record(phase: str, step: int, **values) -> Evaluation:
+    def first_step(phase: str) -> int:
+        """1 for a phase not yet started, the next step for the one interrupted, past the end for done ones."""
+        if PHASES.index(phase) < PHASES.index(done_phase):
+            return 1 << 30
+        return done_step + 1 if phase == done_phase else 1
+
+    def eval_record(phase: str, step: int, **values) -> None:
         ev = evaluate(generator, oracle, test, s.num_eval, chunk)
         log.write(phase, step, nll_oracle=ev.nll_oracle, nll_test=ev.nll_test, **values)
-        return ev
+        write_tokens(run_dir / "samples.txt", ev.samples)  # the latest evaluation's samples
 
     def negatives_and_positives(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         negatives = generator.sample(n, chunk=chunk)
         positives = real if n >= len(real) else real[torch.randperm(len(real), device=device)[:n]]
         return positives, negatives
 
-    last_eval = eval_record("init", 0)
+    if not resume:
+        eval_record("init", 0)
 
     # 1. MLE pre-training.
-    for epoch in _bar(range(1, s.mle_epochs + 1), "MLE pre-training", progress):
+    for epoch in _bar(range(first_step("mle"), s.mle_epochs + 1), "MLE pre-training", progress):
         loss = mle_epoch(generator, mle_opt, real, g.batch_size, g.grad_clip, epoch)
         if epoch % s.mle_eval_every == 0 or epoch == s.mle_epochs:
-            last_eval = eval_record("mle", epoch, g_loss=loss)
+            eval_record("mle", epoch, g_loss=loss)
         else:
             log.write("mle", epoch, g_loss=loss)
-    checkpoint("mle", s.mle_epochs)
+        checkpoint("mle", epoch, force=epoch == s.mle_epochs)
 
     # 2. Discriminator pre-training on fresh negatives each round.
-    for round_ in _bar(range(1, s.d_pretrain_rounds + 1), "D pre-training", progress):
+    for round_ in _bar(range(first_step("d_pretrain"), s.d_pretrain_rounds + 1), "D pre-training", progress):
         positives, negatives = negatives_and_positives(s.num_negatives)
         d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_pretrain_epochs,
                                              dis.batch_size, dis.l2_reg, "d_pretrain", round_, graphed)
         log.write("d_pretrain", round_, d_loss=d_loss, d_acc=d_acc)
-    checkpoint("d_pretrain", s.d_pretrain_rounds)
+        checkpoint("d_pretrain", round_, force=round_ == s.d_pretrain_rounds)
 
     # 3. Adversarial training.
-    for step in _bar(range(1, s.adv_steps + 1), "adversarial", progress):
+    for step in _bar(range(first_step("adversarial"), s.adv_steps + 1), "adversarial", progress):
         g_loss = mean_reward = None
         for _ in range(s.g_steps):
             seqs = generator.sample(g.batch_size, chunk=chunk)
@@ -327,10 +395,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> list[dict]:
                                                  dis.batch_size, dis.l2_reg, "adversarial", step, graphed)
         values = dict(g_loss=g_loss, mean_reward=mean_reward, d_loss=d_loss, d_acc=d_acc)
         if step % s.adv_eval_every == 0 or step == s.adv_steps:
-            last_eval = eval_record("adversarial", step, **values)
+            eval_record("adversarial", step, **values)
         else:
             log.write("adversarial", step, **values)
+        checkpoint("adversarial", step)
 
-    checkpoint("done", s.adv_steps)
-    write_tokens(run_dir / "samples.txt", last_eval.samples)
+    if done_phase != "done":
+        checkpoint("done", s.adv_steps, force=True)
     return log.records

@@ -1,0 +1,96 @@
+"""Interruption and resume: a resumed run ends bit-identical to an uninterrupted one (CPU)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from seqgan.checkpoint import run_checkpoint, state_sha256
+from seqgan.train import Interrupted, train
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in records]
+
+
+def final_hashes(run_dir):
+    _, payload = run_checkpoint(run_dir)
+    return state_sha256(payload["generator"]), state_sha256(payload["discriminator"]), payload["phase"]
+
+
+@pytest.mark.parametrize("stop_at_poll", [2, 8])  # tiny: polls 1-4 MLE epochs, 5-6 D rounds, 7-9 adversarial
+def test_resume_in_process_is_bit_identical(tmp_path, tiny_cfg, stop_at_poll):
+    full = train(tiny_cfg, tmp_path / "full", progress=False)
+    polls = []
+
+    def stop():
+        polls.append(1)
+        return len(polls) == stop_at_poll
+
+    with pytest.raises(Interrupted, match="resume with"):
+        train(tiny_cfg, tmp_path / "cut", progress=False, should_stop=stop)
+    cfg, payload = run_checkpoint(tmp_path / "cut")
+    assert payload["phase"] == ("mle" if stop_at_poll == 2 else "adversarial")
+    resumed = train(cfg, tmp_path / "cut", progress=False, resume=payload)
+    assert without_time(resumed) == without_time(full)
+    log = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert without_time(log) == without_time(full)  # one log, no duplicated or lost lines
+    assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "full")
+    assert (tmp_path / "cut" / "samples.txt").read_text() == (tmp_path / "full" / "samples.txt").read_text()
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "seqgan", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for_line(path, phase, min_step, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                r = json.loads(line)
+                if r["phase"] == phase and r["step"] >= min_step:
+                    return
+        assert proc.poll() is None, "run ended before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError(f"no {phase} step {min_step} within {timeout} s")
+
+
+@pytest.mark.parametrize("sig, code, phase, sets", [
+    (signal.SIGINT, 130, "adversarial", ["schedule.adv_steps=150"]),
+    (signal.SIGTERM, 143, "mle", ["schedule.mle_epochs=150", "schedule.mle_eval_every=50"]),
+])
+def test_signal_checkpoints_and_resume_matches_uninterrupted(tmp_path, sig, code, phase, sets):
+    args = ["train", "--preset", "tiny", "--no-progress", "--set", *sets]
+    ref = _cli(*args, "--out", str(tmp_path / "ref"))
+    cut = _cli(*args, "--out", str(tmp_path / "cut"))
+    _wait_for_line(tmp_path / "cut" / "metrics.jsonl", phase, 3, cut)
+    cut.send_signal(sig)
+    _, err = cut.communicate(timeout=120)
+    assert cut.returncode == code, err
+    assert "resume with: seqgan train --resume" in err and "Traceback" not in err
+    assert ref.wait(timeout=300) == 0
+    resumed = _cli("train", "--resume", str(tmp_path / "cut"))
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    ref_log = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
+    cut_log = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert without_time(map(json.loads, cut_log)) == without_time(map(json.loads, ref_log))
+    assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "ref")
+
+
+def test_resume_errors(tmp_path, tiny_cfg):
+    train(tiny_cfg, tmp_path / "run", progress=False)
+    p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "run"), "--seed", "3"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "drop --seed" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "run")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "already complete" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "nothing")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "run directory not found" in p.stderr
