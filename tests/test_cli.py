@@ -51,7 +51,8 @@ def test_reported_nll_matches_independent_scoring_of_samples(tiny_run):
     oracle = build_oracle(DataConfig(**cfg["data"]))
     samples = torch.tensor([[int(x) for x in line.split()]
                             for line in (tiny_run / "samples.txt").read_text().splitlines()])
-    assert abs(nll_oracle(oracle, samples) - last["nll_oracle"]) < 1e-5  # float32; on a GPU the run scored on CUDA
+    # CPU: equal to float32 rounding. On a GPU the run scored with cuDNN's LSTM (TF32): ~1e-5.
+    assert abs(nll_oracle(oracle, samples) - last["nll_oracle"]) < 1e-4
 
 
 def test_sample_command(tiny_run, tmp_path, capsys):
