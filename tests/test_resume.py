@@ -94,3 +94,40 @@ def test_resume_errors(tmp_path, tiny_cfg):
     p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "nothing")],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "run directory not found" in p.stderr
+
+
+class _Payload:
+    """Unpickling this would create a marker file: a checkpoint must never be unpickled that way."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_bad_checkpoints_are_refused_in_one_line(tmp_path, tiny_cfg, capsys):
+    import pickle
+
+    from seqgan.cli import main
+
+    train(tiny_cfg, tmp_path / "good", progress=False)
+    good = (tmp_path / "good" / "checkpoint.pt").read_bytes()
+    marker = tmp_path / "pwned"
+    cases = {f"truncated at {n}": good[:n] for n in (0, 1, 64, 1000, len(good) // 2, len(good) - 1)}
+    cases["random bytes"] = bytes(range(256)) * 40
+    cases["pickle with a payload"] = pickle.dumps({"format_version": 1, "config": _Payload(marker)})
+    for name, data in cases.items():
+        run = tmp_path / name.replace(" ", "_")
+        run.mkdir()
+        (run / "checkpoint.pt").write_bytes(data)
+        # A real process for one command (what a user sees on stderr), in process for the others.
+        p = subprocess.run([sys.executable, "-m", "seqgan", "sample", "--run", str(run), "--n", "2"],
+                           capture_output=True, text=True)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 1 and len(lines) == 1 and "checkpoint" in lines[0], (name, p.stderr)
+        for args in (["train", "--resume", str(run)], ["inspect", str(run)]):
+            assert main(args) == 1, (name, args)
+            lines = capsys.readouterr().err.strip().splitlines()
+            assert len(lines) == 1 and "checkpoint" in lines[0], (name, args, lines)
+    assert not marker.exists()

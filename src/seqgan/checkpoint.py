@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,7 +35,9 @@ def load_checkpoint(path: Path) -> tuple[Config, dict]:
     if not path.is_file():
         raise SeqGANError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about refused globals; our error says it in one line
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({first_line[:120]})") from None
