@@ -183,3 +183,13 @@ def test_inspect(tiny_run, capsys):
     assert info["last_metrics"] == json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert info["config"]["schedule"]["mle_epochs"] == 2
     assert_one_line_error(*run_cli("inspect", "/nonexistent/run")[::2], "run directory not found")
+
+
+def test_plot(tiny_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(tiny_run), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(*run_cli("plot", str(empty))[::2], "no metrics log")

@@ -154,6 +154,69 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise SeqGANError(f"no metrics log in {run_dir} (expected {path.name})")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise SeqGANError(f"{path}:{number}: not a JSON line") from None
+    if not records:
+        raise SeqGANError(f"{path}: empty metrics log")
+    return records
+
+
+def cmd_plot(args) -> int:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SeqGANError("seqgan plot needs matplotlib: pip install 'seqgan[plot]'") from None
+    run_dir = Path(args.run)
+    records = _read_metrics(run_dir)
+    # One x axis through all phases: MLE epochs, then D pre-training rounds, then adversarial steps.
+    offsets, x, start = {}, [], 0
+    for r in records:
+        if r["phase"] not in offsets:
+            offsets[r["phase"]] = start
+        x.append(offsets[r["phase"]] + r["step"])
+        start = x[-1]
+    # (panel title, [(field, phases or None for all, label)]); MLE and PG losses differ in scale.
+    panels = [("NLL (nats / token)", [("nll_oracle", None, "NLL-oracle"), ("nll_test", None, "NLL-test")]),
+              ("loss (log scale)", [("g_loss", ("mle",), "G: MLE (mean NLL)"),
+                                    ("g_loss", ("adversarial",), "G: policy gradient (sum)"),
+                                    ("d_loss", None, "D: CE + L2")]),
+              ("D accuracy / mean reward", [("d_acc", None, "D training accuracy"),
+                                            ("mean_reward", None, "mean Q (reward)")])]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 9), sharex=True)
+    for ax, (title, series) in zip(axes, panels):
+        for key, phases, label in series:
+            points = [(xi, r[key]) for xi, r in zip(x, records)
+                      if key in r and (phases is None or r["phase"] in phases)]
+            if points:
+                ax.plot(*zip(*points), marker="o" if key.startswith("nll") else None, ms=3, label=label)
+        for offset in offsets.values():
+            if offset:
+                ax.axvline(offset, color="grey", lw=0.6, ls="--")
+        ax.set_ylabel(title)
+        if ax.lines:
+            ax.legend(fontsize=8)
+            if title.startswith("loss"):
+                ax.set_yscale("log")
+    axes[-1].set_xlabel("MLE epochs | D pre-training rounds | adversarial steps")
+    fig.suptitle(f"seqgan run {run_dir}")
+    fig.tight_layout()
+    out = Path(args.out) if args.out else run_dir / "learning_curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from .checkpoint import run_checkpoint, state_sha256
 
@@ -331,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("plot", help="PNG learning curves (NLL, losses, D accuracy) from a run's metrics log")
+    p.add_argument("run", help="run directory written by `seqgan train`")
+    p.add_argument("--out", default=None, help="PNG file (default: DIR/learning_curves.png)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("inspect", help="a run's config, phase/step, last metrics and parameter hashes")
     p.add_argument("run", help="run directory written by `seqgan train`")
