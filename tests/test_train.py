@@ -97,3 +97,14 @@ def test_nan_loss_stops_with_phase_and_step():
     opt = torch.optim.Adam(gen.parameters(), lr=0.01)
     with pytest.raises(SeqGANError, match="phase mle at step 7"):
         mle_epoch(gen, opt, torch.randint(0, 10, (64, 6)), 32, 5.0, step=7)
+
+
+def test_deterministic_flag_runs_and_changes_nothing_on_cpu(tmp_path, tiny_cfg):
+    plain = train(tiny_cfg, tmp_path / "plain", progress=False)
+    tiny_cfg.run.deterministic = True
+    try:
+        strict = train(tiny_cfg, tmp_path / "strict", progress=False)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rs]  # noqa: E731
+    assert strip(plain) == strip(strict)

@@ -46,6 +46,8 @@ def _config_from_args(args) -> Config:
         cfg.run.seed = args.seed
     if args.device is not None:
         set_field(cfg, "run.device", args.device)
+    if args.deterministic:
+        cfg.run.deterministic = True
     for item in [kv for group in (args.set or []) for kv in group]:
         key, sep, value = item.partition("=")
         if not sep:
@@ -382,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic CUDA kernels where available (CPU runs are reproducible anyway)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)

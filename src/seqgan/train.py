@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -64,6 +65,16 @@ def adam(params, lr: float, device: torch.device, fused_on_cpu: bool = True) -> 
     discriminator's 7M parameters: ~1.5x per epoch; the generator's 0.3M: slower than foreach)."""
     fused = device.type == "cuda" or (device.type == "cpu" and fused_on_cpu)
     return torch.optim.Adam(params, lr=lr, fused=fused, capturable=device.type == "cuda")
+
+
+def use_deterministic_kernels() -> None:
+    """Ask PyTorch for deterministic kernels (warn, not fail, where an op has none) and cuBLAS for a
+    fixed workspace. CPU runs are reproducible without this; on CUDA it makes runs repeatable on
+    the same GPU and software, at some speed cost."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def seed_everything(seed: int) -> None:
@@ -296,6 +307,8 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     log = RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0)
     device = resolve_device(cfg.run.device)
+    if cfg.run.deterministic:
+        use_deterministic_kernels()
     d, g, dis, s = cfg.data, cfg.generator, cfg.discriminator, cfg.schedule
     chunk = cfg.run.sample_batch
 
