@@ -193,3 +193,16 @@ def test_plot(tiny_run, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_one_line_error(*run_cli("plot", str(empty))[::2], "no metrics log")
+
+
+def test_tensorboard_events(tmp_path):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "tb"
+    assert main(["train", *TINY_FAST, "--tensorboard", "--out", str(out)]) == 0
+    events = accumulator.EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"init/nll_oracle", "mle/g_loss", "mle/nll_test", "d_pretrain/d_acc", "adversarial/mean_reward"} <= tags
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    mle_losses = [r["g_loss"] for r in log if r["phase"] == "mle"]
+    assert [round(e.value, 5) for e in events.Scalars("mle/g_loss")] == [round(v, 5) for v in mle_losses]

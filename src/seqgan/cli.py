@@ -48,6 +48,8 @@ def _config_from_args(args) -> Config:
         set_field(cfg, "run.device", args.device)
     if args.deterministic:
         cfg.run.deterministic = True
+    if args.tensorboard:
+        cfg.run.tensorboard = True
     for item in [kv for group in (args.set or []) for kv in group]:
         key, sep, value = item.partition("=")
         if not sep:
@@ -89,7 +91,7 @@ def _summary(records: list[dict]) -> str:
 
 def cmd_train(args) -> int:
     from .checkpoint import run_checkpoint
-    from .train import Interrupted, resolve_device, train
+    from .train import Interrupted, resolve_device, tensorboard_writer_class, train
 
     resume = None
     if args.resume:
@@ -110,6 +112,8 @@ def cmd_train(args) -> int:
         args.preset = args.preset or "quick"
         cfg = _config_from_args(args)
         resolve_device(cfg.run.device)  # fail before creating anything
+        if cfg.run.tensorboard:
+            tensorboard_writer_class()
         run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
         print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
 
@@ -384,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (DIR/tensorboard)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic CUDA kernels where available (CPU runs are reproducible anyway)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")

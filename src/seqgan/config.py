@@ -78,6 +78,7 @@ class RunConfig:
     precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
     cuda_graphs: bool = True  # on CUDA, replay the discriminator's training step as a CUDA graph
+    tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tensorboard
     deterministic: bool = False  # CUDA: deterministic kernels where PyTorch has them (CPU runs already are)
     checkpoint_seconds: float = 60.0  # checkpoint after a step once this long since the last (and at phase ends)
 

@@ -237,12 +237,23 @@ def write_tokens(path: Path, tokens: torch.Tensor) -> None:
     Path(path).write_text("\n".join(lines) + "\n")
 
 
+def tensorboard_writer_class():
+    """torch's SummaryWriter, or a one-line error naming the missing package."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise SeqGANError("--tensorboard needs the tensorboard package: pip install 'seqgan[tensorboard]'") from None
+    return SummaryWriter
+
+
 class RunLog:
     """The run directory's metrics.jsonl: one JSON object per line, flushed as written. ``keep``
-    lines of an existing log are kept (a resumed run continues its checkpoint's log)."""
+    lines of an existing log are kept (a resumed run continues its checkpoint's log). With
+    ``tensorboard`` every number also goes to TensorBoard as PHASE/FIELD against the line index."""
 
-    def __init__(self, path: Path, started: float, keep: int = 0):
+    def __init__(self, path: Path, started: float, keep: int = 0, tensorboard: bool = False):
         self.path = Path(path)
+        self.writer = tensorboard_writer_class()(str(self.path.parent / "tensorboard")) if tensorboard else None
         lines = self.path.read_text().splitlines()[:keep] if keep else []
         self.records = [json.loads(line) for line in lines]
         self.started = started - (self.records[-1]["elapsed_s"] if self.records else 0.0)
@@ -254,6 +265,11 @@ class RunLog:
         self.records.append(record)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key not in ("phase", "step", "elapsed_s") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{phase}/{key}", value, len(self.records))
+            self.writer.flush()
         return record
 
 
@@ -305,7 +321,8 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    log = RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0)
+    log = RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0,
+                 tensorboard=cfg.run.tensorboard)
     device = resolve_device(cfg.run.device)
     if cfg.run.deterministic:
         use_deterministic_kernels()
@@ -415,4 +432,6 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
 
     if done_phase != "done":
         checkpoint("done", s.adv_steps, force=True)
+    if log.writer is not None:
+        log.writer.close()
     return log.records
