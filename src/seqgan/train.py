@@ -179,9 +179,12 @@ class GraphedDiscriminatorStep:
         with torch.no_grad():  # undo the warm-up and capture steps
             for p, saved in zip(params, saved_params):
                 p.copy_(saved)
-            for p in params:
+            for p in params:  # state created by the warm-up is zeroed: the same as fresh Adam state
                 for key, value in optimizer.state[p].items():
-                    value.copy_(saved_state[id(p)][key]) if id(p) in saved_state else value.zero_()
+                    if id(p) in saved_state:
+                        value.copy_(saved_state[id(p)][key])
+                    else:
+                        value.zero_()
 
     def __call__(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.tokens.copy_(tokens)
