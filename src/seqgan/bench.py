@@ -15,8 +15,8 @@ from .discriminator import Discriminator
 from .generator import Generator
 from .reference import PlainDiscriminator, plain_rollout_rewards, plain_sample
 from .rollout import rollout_rewards
-from .train import (GraphedDiscriminatorStep, adam, discriminator_epochs, mle_epoch, policy_gradient_step,
-                    resolve_device, resolve_precision)
+from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_generator, discriminator_epochs,
+                    mle_epoch, policy_gradient_step, resolve_device, resolve_precision)
 
 
 def _sync(device: torch.device) -> None:
@@ -82,28 +82,30 @@ class _Setup:
 
     def __init__(self, device: str, seed: int, num_seqs: int):
         self.device = resolve_device(device)
-        cfg = Config()
+        self.cfg = cfg = Config()  # the paper's settings
         torch.manual_seed(seed)
-        d = cfg.data
-        self.generator = Generator(d.vocab_size, d.seq_len).to(self.device)
-        self.discriminator = _paper_discriminator(d.vocab_size, d.seq_len).to(self.device)
+        self.generator = build_generator(cfg).to(self.device)
+        self.discriminator = build_discriminator(cfg).to(self.device)
         self.discriminator.compute_dtype = resolve_precision("auto", self.device)
         self.plain_discriminator = PlainDiscriminator.copy_of(self.discriminator).to(self.device)
-        self.tokens = torch.randint(0, d.vocab_size, (num_seqs, d.seq_len), device=self.device)
+        self.tokens = torch.randint(0, cfg.data.vocab_size, (num_seqs, cfg.data.seq_len), device=self.device)
         self.half = num_seqs // 2
-        self.d_opt = adam(self.discriminator.parameters(), 1e-4, self.device)
-        self.graphed = (GraphedDiscriminatorStep(self.discriminator, self.d_opt, 64, 0.2)
+        dis = cfg.discriminator
+        self.d_opt = adam(self.discriminator.parameters(), dis.lr, self.device)
+        self.graphed = (GraphedDiscriminatorStep(self.discriminator, self.d_opt, dis.batch_size, dis.l2_reg)
                         if self.device.type == "cuda" else None)
-        self.plain_d_opt = torch.optim.Adam(self.plain_discriminator.parameters(), lr=1e-4)
+        self.plain_d_opt = torch.optim.Adam(self.plain_discriminator.parameters(), lr=dis.lr)
 
     def ours_d_epoch(self) -> None:
+        dis = self.cfg.discriminator
         discriminator_epochs(self.discriminator, self.d_opt, self.tokens[:self.half], self.tokens[self.half:],
-                             1, 64, 0.2, graphed=self.graphed)
+                             1, dis.batch_size, dis.l2_reg, graphed=self.graphed)
 
     def plain_d_epoch(self) -> None:
         """The reference: per-filter Conv2d discriminator, fp32, PyTorch's default Adam, eager."""
+        dis = self.cfg.discriminator
         discriminator_epochs(self.plain_discriminator, self.plain_d_opt, self.tokens[:self.half],
-                             self.tokens[self.half:], 1, 64, 0.2)
+                             self.tokens[self.half:], 1, dis.batch_size, dis.l2_reg)
 
 
 def bench_discriminator(repeats: int = 1, num_seqs: int = 20_000, device: str = "cpu", seed: int = 0) -> dict:
@@ -134,23 +136,25 @@ def adversarial_components(repeats: int = 1, device: str = "cpu", seed: int = 0,
     """Each piece of one paper adversarial step (and an MLE epoch), ours and optionally the
     reference's, measured in this run."""
     s = _Setup(device, seed, 20_000)
-    g = s.generator
-    seqs = g.sample(64)
-    rewards = rollout_rewards(g, s.discriminator, seqs, 16)
-    g_opt = adam(g.parameters(), 0.01, s.device, fused_on_cpu=False)
-    mle_opt = adam(g.parameters(), 0.01, s.device, fused_on_cpu=False)
-    real = g.sample(10_000)
+    g, gc, n = s.generator, s.cfg.generator, s.cfg.schedule.rollout_num
+    seqs = g.sample(gc.batch_size)
+    rewards = rollout_rewards(g, s.discriminator, seqs, n)
+    g_opt = adam(g.parameters(), gc.adv_lr, s.device, fused_on_cpu=False)
+    mle_opt = adam(g.parameters(), gc.lr, s.device, fused_on_cpu=False)
+    real = g.sample(s.cfg.data.num_train)
     s.ours_d_epoch()  # warm-up
-    g_update = _best_time(lambda: policy_gradient_step(g, g_opt, seqs, rewards, 5.0), max(repeats, 3), s.device)
+    g_update = _best_time(lambda: policy_gradient_step(g, g_opt, seqs, rewards, gc.grad_clip), max(repeats, 3),
+                          s.device)
     parts = {"ours": {
-        "rollout_s": _best_time(lambda: rollout_rewards(g, s.discriminator, seqs, 16), repeats, s.device),
+        "rollout_s": _best_time(lambda: rollout_rewards(g, s.discriminator, seqs, n), repeats, s.device),
         "g_update_s": g_update,
         "sample_10k_s": _best_time(lambda: g.sample(10_000), repeats, s.device),
         "d_epoch_s": _best_time(s.ours_d_epoch, repeats, s.device),
-        "mle_epoch_s": _best_time(lambda: mle_epoch(g, mle_opt, real, 64, 5.0), repeats, s.device)}}
+        "mle_epoch_s": _best_time(lambda: mle_epoch(g, mle_opt, real, gc.batch_size, gc.grad_clip), repeats,
+                                  s.device)}}
     if reference:
         parts["reference"] = {
-            "rollout_s": _best_time(lambda: plain_rollout_rewards(g, s.plain_discriminator, seqs, 16), repeats,
+            "rollout_s": _best_time(lambda: plain_rollout_rewards(g, s.plain_discriminator, seqs, n), repeats,
                                     s.device),
             "g_update_s": g_update,  # the same code on both sides
             "sample_10k_s": _best_time(lambda: plain_sample(g, 10_000), repeats, s.device),

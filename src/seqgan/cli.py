@@ -40,16 +40,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _config_from_args(args) -> Config:
-    cfg = preset(args.preset)
-    if args.seed is not None:
-        cfg.run.seed = args.seed
+def _apply_run_flags(cfg: Config, args) -> None:
+    """Flags that choose how a run executes, not what it computes: allowed with --resume too."""
     if args.device is not None:
         set_field(cfg, "run.device", args.device)
     if args.deterministic:
         cfg.run.deterministic = True
     if args.tensorboard:
         cfg.run.tensorboard = True
+
+
+def _config_from_args(args) -> Config:
+    cfg = preset(args.preset)
+    if args.seed is not None:
+        cfg.run.seed = args.seed
+    _apply_run_flags(cfg, args)
     for item in [kv for group in (args.set or []) for kv in group]:
         key, sep, value = item.partition("=")
         if not sep:
@@ -101,19 +106,19 @@ def cmd_train(args) -> int:
             raise SeqGANError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         run_dir = Path(args.resume)
         cfg, resume = run_checkpoint(run_dir)
-        if args.device is not None:
-            set_field(cfg, "run.device", args.device)
+        _apply_run_flags(cfg, args)
         if resume["phase"] == "done":
             print(f"seqgan train: {run_dir} is already complete", file=sys.stderr)
             return 0
-        resolve_device(cfg.run.device)
-        print(f"seqgan train: resuming {run_dir} after {resume['phase']} step {resume['step']}", file=sys.stderr)
     else:
         args.preset = args.preset or "quick"
         cfg = _config_from_args(args)
-        resolve_device(cfg.run.device)  # fail before creating anything
-        if cfg.run.tensorboard:
-            tensorboard_writer_class()
+    resolve_device(cfg.run.device)  # fail before creating or changing anything
+    if cfg.run.tensorboard:
+        tensorboard_writer_class()
+    if resume:
+        print(f"seqgan train: resuming {run_dir} after {resume['phase']} step {resume['step']}", file=sys.stderr)
+    else:
         run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
         print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
 
@@ -160,21 +165,6 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        raise SeqGANError(f"no metrics log in {run_dir} (expected {path.name})")
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise SeqGANError(f"{path}:{number}: not a JSON line") from None
-    if not records:
-        raise SeqGANError(f"{path}: empty metrics log")
-    return records
-
-
 def cmd_plot(args) -> int:
     try:
         import matplotlib
@@ -182,8 +172,10 @@ def cmd_plot(args) -> int:
         import matplotlib.pyplot as plt
     except ImportError:
         raise SeqGANError("seqgan plot needs matplotlib: pip install 'seqgan[plot]'") from None
+    from .train import read_metrics
+
     run_dir = Path(args.run)
-    records = _read_metrics(run_dir)
+    records = read_metrics(run_dir / "metrics.jsonl")
     # One x axis through all phases: MLE epochs, then D pre-training rounds, then adversarial steps.
     offsets, x, start = {}, [], 0
     for r in records:
@@ -225,15 +217,12 @@ def cmd_plot(args) -> int:
 
 def cmd_inspect(args) -> int:
     from .checkpoint import run_checkpoint, state_sha256
+    from .train import read_metrics
 
     run_dir = Path(args.run)
     cfg, payload = run_checkpoint(run_dir)
-    metrics_path = run_dir / "metrics.jsonl"
-    lines = metrics_path.read_text().splitlines() if metrics_path.is_file() else []
-    try:
-        last = json.loads(lines[-1]) if lines else None
-    except json.JSONDecodeError:
-        raise SeqGANError(f"{metrics_path}:{len(lines)}: not a JSON line") from None
+    records = read_metrics(run_dir / "metrics.jsonl", required=False)
+    last = records[-1] if records else None
     info = {"run": str(run_dir), "phase": payload.get("phase"), "step": payload.get("step"),
             "generator_sha256": state_sha256(payload["generator"]),
             "discriminator_sha256": state_sha256(payload["discriminator"]),

@@ -249,6 +249,24 @@ def tensorboard_writer_class():
     return SummaryWriter
 
 
+def read_metrics(path: Path, required: bool = True) -> list[dict]:
+    """The records of a metrics.jsonl; errors name the line. Not ``required``: [] if absent or empty."""
+    path = Path(path)
+    if not path.is_file():
+        if required:
+            raise SeqGANError(f"no metrics log in {path.parent} (expected {path.name})")
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise SeqGANError(f"{path}:{number}: not a JSON line") from None
+    if not records and required:
+        raise SeqGANError(f"{path}: empty metrics log")
+    return records
+
+
 class RunLog:
     """The run directory's metrics.jsonl: one JSON object per line, flushed as written. ``keep``
     lines of an existing log are kept (a resumed run continues its checkpoint's log). With
@@ -257,10 +275,9 @@ class RunLog:
     def __init__(self, path: Path, started: float, keep: int = 0, tensorboard: bool = False):
         self.path = Path(path)
         self.writer = tensorboard_writer_class()(str(self.path.parent / "tensorboard")) if tensorboard else None
-        lines = self.path.read_text().splitlines()[:keep] if keep else []
-        self.records = [json.loads(line) for line in lines]
+        self.records = read_metrics(self.path)[:keep] if keep else []
         self.started = started - (self.records[-1]["elapsed_s"] if self.records else 0.0)
-        self.path.write_text("".join(line + "\n" for line in lines))
+        self.path.write_text("".join(json.dumps(record) + "\n" for record in self.records))
 
     def write(self, phase: str, step: int, **values) -> dict:
         record = {"phase": phase, "step": step, **{k: v for k, v in values.items() if v is not None},
