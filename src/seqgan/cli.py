@@ -13,12 +13,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .config import PRESETS, Config, SeqGANError, preset, set_field
-
-# The paper's Table 1 (NLL-oracle) and the authors' log, printed beside our numbers.
-PAPER_NLL = {"init": 10.310, "mle": 9.038, "adversarial": 8.736}
-PAPER_LABEL = {"init": "Random", "mle": "MLE", "adversarial": "SeqGAN"}
-
+from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
 
 def _positive_int(text: str) -> int:
     try:
@@ -54,6 +49,8 @@ def _config_from_args(args) -> Config:
     cfg = preset(args.preset)
     if args.seed is not None:
         cfg.run.seed = args.seed
+    if getattr(args, "method", None) is not None:
+        cfg.schedule.method = args.method
     _apply_run_flags(cfg, args)
     for item in [kv for group in (args.set or []) for kv in group]:
         key, sep, value = item.partition("=")
@@ -80,28 +77,61 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
     return run_dir
 
 
-def _summary(records: list[dict]) -> str:
+def _summary(records: list[dict], method: str = "seqgan") -> str:
+    from .experiment import LABELS, PAPER_TABLE1
+
     evaluated = [r for r in records if "nll_oracle" in r]
+    final = (f"after {LABELS[method]}", PAPER_TABLE1[method], LABELS[method])
     rows = []
-    for phase, label in (("init", "untrained G"), ("mle", "after MLE"), ("adversarial", "after SeqGAN")):
+    for phase, (label, paper, name) in (("init", ("untrained G", PAPER_TABLE1["random"], "Random")),
+                                        ("mle", ("after MLE", PAPER_TABLE1["mle"], "MLE")), ("adversarial", final)):
         last = [r for r in evaluated if r["phase"] == phase]
         if last:
             r = last[-1]
-            rows.append((label, r["step"], r["nll_oracle"], r["nll_test"], PAPER_NLL[phase], PAPER_LABEL[phase]))
-    lines = [f"{'':14}{'step':>6}{'NLL-oracle':>12}{'NLL-test':>10}   paper Table 1",
-             *(f"{label:14}{step:>6}{nll:>12.3f}{test:>10.3f}   {paper:.3f} ({name})"
+            rows.append((label, r["step"], r["nll_oracle"], r["nll_test"], paper, name))
+    lines = [f"{'':26}{'step':>6}{'NLL-oracle':>12}{'NLL-test':>10}   paper Table 1",
+             *(f"{label:26}{step:>6}{nll:>12.3f}{test:>10.3f}   {paper:.3f} ({name})"
                for label, step, nll, test, paper, name in rows)]
     return "\n".join(lines)
 
 
+def _progress(args) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _interruptible(work, resume_hint: str | None = None):
+    """Run ``work(should_stop)`` with SIGINT / SIGTERM handlers: the first signal lets the current
+    step finish and checkpoint, then the exit code is 130 / 143; a second SIGINT stops at once.
+    Returns work's result, or the exit code when it was interrupted."""
+    from .train import Interrupted
+
+    requested: list[int] = []
+
+    def on_signal(signum, frame):
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+        print("\nseqgan: stopping after the current step (Ctrl-C again to quit at once)", file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return work(lambda: bool(requested))
+    except Interrupted as e:
+        print(f"seqgan: {resume_hint or e}", file=sys.stderr)
+        return 130 if requested[0] == signal.SIGINT else 143
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_train(args) -> int:
     from .checkpoint import run_checkpoint
-    from .train import Interrupted, resolve_device, tensorboard_writer_class, train
+    from .train import resolve_device, tensorboard_writer_class, train
 
     resume = None
     if args.resume:
         given = [flag for flag, value in (("--preset", args.preset), ("--seed", args.seed), ("--set", args.set),
-                                          ("--out", args.out)) if value is not None]
+                                          ("--out", args.out), ("--method", args.method)) if value is not None]
         if given:
             raise SeqGANError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         run_dir = Path(args.resume)
@@ -122,27 +152,34 @@ def cmd_train(args) -> int:
         run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
         print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
 
-    # First SIGINT / SIGTERM: finish the current step, checkpoint, exit 130 / 143. Second SIGINT: now.
-    requested: list[int] = []
-
-    def on_signal(signum, frame):
-        if requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        requested.append(signum)
-        print("\nseqgan: stopping after the current step (Ctrl-C again to quit at once)", file=sys.stderr)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        records = train(cfg, run_dir, progress=not args.no_progress and sys.stderr.isatty(), resume=resume,
-                        should_stop=lambda: bool(requested))
-    except Interrupted as e:
-        print(f"seqgan: {e}", file=sys.stderr)
-        return 130 if requested[0] == signal.SIGINT else 143
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    print(_summary(records))
+    result = _interruptible(lambda stop: train(cfg, run_dir, progress=_progress(args), resume=resume,
+                                               should_stop=stop))
+    if isinstance(result, int):
+        return result
+    records = result
+    print(_summary(records, cfg.schedule.method))
     print(f"elapsed {records[-1]['elapsed_s']:.1f} s; metrics, checkpoint and samples in {run_dir}")
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiment import EXPERIMENTS, run_experiment
+    from .train import resolve_device
+
+    if args.name not in EXPERIMENTS:
+        raise SeqGANError(f"unknown experiment {args.name!r} (choose from: {', '.join(EXPERIMENTS)})")
+    args.method = None
+    cfg = _config_from_args(args)
+    resolve_device(cfg.run.device)
+    out = Path(args.out) if args.out else Path("runs") / f"experiment-{args.name}-{args.preset}"
+    hint = f"stopped; continue with the same command: seqgan experiment {args.name} --out {out} ..."
+    result = _interruptible(lambda stop: run_experiment(args.name, cfg, args.seeds, out, _progress(args), stop), hint)
+    if isinstance(result, int):
+        return result
+    print((out / f"{args.name}.md").read_text(), end="")
+    print(f"wrote {out / (args.name + '.json')}, {args.name}.md and PNG plots in {out}")
+    if args.json:
+        print(json.dumps({"experiment": args.name, "out": str(out), "summary": result["summary"]}))
     return 0
 
 
@@ -380,9 +417,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (DIR/tensorboard)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic CUDA kernels where available (CPU runs are reproducible anyway)")
+    p.add_argument("--method", default=None, choices=METHODS,
+                   help="what trains G after MLE pre-training: seqgan (default) or a baseline (= --set schedule.method=...)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("experiment", help="many runs, one table: table1 (the paper's Table 1) | strategies (Figure 3)")
+    p.add_argument("name", help="table1 | strategies")
+    p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes of every run (default: quick)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per method: run.seed, run.seed+1, ... (default 3)")
+    p.add_argument("--seed", type=int, default=None, help="first seed (default: the preset's, 88)")
+    p.add_argument("--out", default=None, help="experiment directory (default: runs/experiment-NAME-PRESET); "
+                                               "re-run the same command to continue it")
+    p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="config override for every run")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="last stdout line: {\"experiment\", \"out\", \"summary\"}")
+    p.set_defaults(func=cmd_experiment, deterministic=False, tensorboard=False)
 
     p = sub.add_parser("sample", help="sample token-id sequences from a trained run")
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")

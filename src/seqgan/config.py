@@ -54,8 +54,15 @@ class DiscriminatorConfig:
     batch_size: int = 64
 
 
+METHODS = ("seqgan", "mle", "scheduled_sampling", "pg_bleu", "random")
+
+
 @dataclass
 class ScheduleConfig:
+    # What trains the generator after MLE pre-training, for adv_steps steps of g_steps updates each:
+    # seqgan (policy gradient, reward D), pg_bleu (policy gradient, reward BLEU), mle (more MLE),
+    # scheduled_sampling, or random (no training at all: the initial generator).
+    method: str = "seqgan"
     mle_epochs: int = 120
     mle_eval_every: int = 5  # epochs between NLL evaluations during MLE
     d_pretrain_rounds: int = 50  # each: fresh negatives, then d_pretrain_epochs epochs
@@ -69,6 +76,32 @@ class ScheduleConfig:
     num_negatives: int = 10_000  # generated sequences per d-step
     adv_eval_every: int = 5  # adversarial steps between NLL evaluations (and the last step)
     num_eval: int = 10_000  # generated sequences scored by the oracle per evaluation
+
+
+@dataclass
+class MLEConfig:
+    """The `mle` baseline: MLE continues after pre-training, for as many generator updates as the
+    adversarial phase (adv_steps × g_steps mini-batches of generator.batch_size)."""
+    updates_per_g_step: int = 1  # MLE mini-batches in place of each policy-gradient update
+
+
+@dataclass
+class ScheduledSamplingConfig:
+    """The `scheduled_sampling` baseline (Bengio et al., 2015), continuing from MLE pre-training:
+    each input token y_t-1 is replaced by a token sampled from the model's own prediction with
+    probability p = min(1, start_prob + increase_per_step · step), step = 1..adv_steps. The paper
+    decreases its curriculum rate ω (teacher forcing) "by 0.002 for every training epoch"."""
+    updates_per_g_step: int = 1  # mini-batches in place of each policy-gradient update
+    start_prob: float = 0.0
+    increase_per_step: float = 0.002
+
+
+@dataclass
+class PGBleuConfig:
+    """The `pg_bleu` baseline: SeqGAN's policy gradient and roll-outs with the reward = sentence
+    BLEU-n (uniform weights, NLTK's smoothing method1) of each completed sequence against the real
+    training data S, instead of D."""
+    n: int = 4
 
 
 @dataclass
@@ -89,6 +122,9 @@ class Config:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    mle: MLEConfig = field(default_factory=MLEConfig)
+    scheduled_sampling: ScheduledSamplingConfig = field(default_factory=ScheduledSamplingConfig)
+    pg_bleu: PGBleuConfig = field(default_factory=PGBleuConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
@@ -118,6 +154,9 @@ class Config:
             "schedule.mle_eval_every": s.mle_eval_every, "schedule.adv_eval_every": s.adv_eval_every,
             "schedule.rollout_num": s.rollout_num, "schedule.num_negatives": s.num_negatives,
             "schedule.num_eval": s.num_eval, "run.sample_batch": r.sample_batch,
+            "mle.updates_per_g_step": self.mle.updates_per_g_step,
+            "scheduled_sampling.updates_per_g_step": self.scheduled_sampling.updates_per_g_step,
+            "pg_bleu.n": self.pg_bleu.n,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -150,6 +189,15 @@ class Config:
                 f"discriminator filter size {max(dis.filter_sizes)} exceeds data.seq_len {d.seq_len}")
         if not 0 <= s.rollout_update_rate < 1:
             raise SeqGANError(f"schedule.rollout_update_rate must be in [0, 1), got {s.rollout_update_rate}")
+        if s.method not in METHODS:
+            raise SeqGANError(f"schedule.method must be one of {', '.join(METHODS)}, got {s.method!r}")
+        for name in ("start_prob", "increase_per_step"):
+            prob = getattr(self.scheduled_sampling, name)
+            if not 0 <= prob <= 1:
+                raise SeqGANError(f"scheduled_sampling.{name} must be in [0, 1], got {prob}")
+        if s.method == "pg_bleu" and d.vocab_size ** self.pg_bleu.n >= 2 ** 63:
+            raise SeqGANError(f"pg_bleu.n = {self.pg_bleu.n} is too large for vocab_size {d.vocab_size} "
+                              "(n-gram ids must fit in 64 bits)")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise SeqGANError(f"run.precision must be auto, fp32 or bf16, got {r.precision!r}")
         if r.device not in ("auto", "cpu", "cuda", "mps"):

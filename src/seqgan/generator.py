@@ -94,9 +94,11 @@ class Generator(nn.Module):
         hidden, _ = self.lstm(self.embedding(self._inputs(tokens)))
         return self.out(hidden)
 
-    def log_prob(self, tokens: torch.Tensor) -> torch.Tensor:
-        """log G(y_t | Y_1:t-1) for every position: [B, T]."""
-        log_probs = torch.log_softmax(self.logits(tokens), dim=-1)
+    def log_prob(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """log G(y_t | Y_1:t-1) for every position: [B, T]; at ``temperature`` τ the policy is
+        softmax(logits / τ), the distribution `sample(n, τ)` draws from."""
+        logits = self.logits(tokens)
+        log_probs = torch.log_softmax(logits / temperature if temperature != 1.0 else logits, dim=-1)
         return log_probs.gather(2, tokens.unsqueeze(2)).squeeze(2)
 
     def initial_state(self, batch: int) -> State:

@@ -12,7 +12,8 @@ _SCORE_ELEMENTS = 1 << 24  # logits per scoring chunk: 64 MB of float32 whatever
 
 
 @torch.no_grad()
-def mean_nll(model: Generator, tokens: torch.Tensor, chunk: int | None = None) -> float:
+def mean_nll(model: Generator, tokens: torch.Tensor, chunk: int | None = None,
+             temperature: float = 1.0) -> float:
     """Mean per-token -log model(y_t | Y_1:t-1) over ``tokens`` [N, T], scored in chunks whose
     [chunk, T, V] logits stay within a fixed memory budget (4096 paper-sized sequences would be
     1.6 GB of logits, twice over with the log-softmax)."""
@@ -22,7 +23,7 @@ def mean_nll(model: Generator, tokens: torch.Tensor, chunk: int | None = None) -
     total = 0.0
     for lo in range(0, tokens.shape[0], chunk):
         batch = tokens[lo:lo + chunk].to(device)
-        total += -model.log_prob(batch).double().sum().item()
+        total += -model.log_prob(batch, temperature).double().sum().item()
     return total / tokens.numel()
 
 
@@ -31,6 +32,8 @@ def nll_oracle(oracle: Generator, samples: torch.Tensor, chunk: int | None = Non
     return mean_nll(oracle, samples, chunk)
 
 
-def nll_test(generator: Generator, test_data: torch.Tensor, chunk: int | None = None) -> float:
-    """The generator's NLL of held-out oracle samples (Caccia et al.'s diversity side)."""
-    return mean_nll(generator, test_data, chunk)
+def nll_test(generator: Generator, test_data: torch.Tensor, chunk: int | None = None,
+             temperature: float = 1.0) -> float:
+    """The generator's NLL of held-out oracle samples (Caccia et al.'s diversity side), under
+    its policy at ``temperature`` (the distribution its samples at that temperature come from)."""
+    return mean_nll(generator, test_data, chunk, temperature)

@@ -13,6 +13,7 @@ every completed sequence in large batches.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 
@@ -53,23 +54,31 @@ def rollout_completions(policy: Generator, seqs: torch.Tensor, num_rollouts: int
     return out.view(n_prefix, num_rollouts, batch, length)
 
 
+Reward = Callable[[torch.Tensor], torch.Tensor]  # complete sequences [M, T] -> rewards [M]
+
+
 @torch.no_grad()
-def q_values(discriminator: Discriminator, seqs: torch.Tensor, completions: torch.Tensor,
-             chunk: int = 4096) -> torch.Tensor:
-    """Q [B, T] from completions [T-1, N, B, T]: mean D over the N completions; D(Y) at t = T."""
+def q_values(reward: Reward, seqs: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
+    """Q [B, T] from completions [T-1, N, B, T]: the mean reward of the N completions; the
+    sequence's own reward at t = T."""
     n_prefix, num_rollouts, batch, length = completions.shape
-    scores = discriminator.prob_real(completions.reshape(-1, length), chunk)
+    scores = reward(completions.reshape(-1, length))
     q_prefix = scores.view(n_prefix, num_rollouts, batch).mean(dim=1).T  # [B, T-1]
-    q_last = discriminator.prob_real(seqs, chunk).unsqueeze(1)
+    q_last = reward(seqs).unsqueeze(1)
     return torch.cat([q_prefix, q_last], dim=1)
 
 
-def rollout_rewards(policy: Generator, discriminator: Discriminator, seqs: torch.Tensor,
+def rollout_rewards(policy: Generator, reward: Discriminator | Reward, seqs: torch.Tensor,
                     num_rollouts: int, uniforms: torch.Tensor | None = None,
                     chunk: int = 4096) -> torch.Tensor:
-    """Q-values [B, T] of the generated ``seqs`` [B, T] (the rewards of the policy gradient)."""
+    """Q-values [B, T] of the generated ``seqs`` [B, T] (the rewards of the policy gradient).
+    ``reward`` is the discriminator (SeqGAN: D(Y), scored ``chunk`` rows at a time) or any
+    function of complete sequences (PG-BLEU: their BLEU)."""
+    if isinstance(reward, Discriminator):
+        discriminator = reward
+        reward = lambda tokens: discriminator.prob_real(tokens, chunk)  # noqa: E731
     completions = rollout_completions(policy, seqs, num_rollouts, uniforms)
-    return q_values(discriminator, seqs, completions, chunk)
+    return q_values(reward, seqs, completions)
 
 
 class RolloutPolicy:

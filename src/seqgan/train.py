@@ -7,7 +7,10 @@
             d-steps: fresh negatives, k epochs of D              -> discriminator_epochs
 
 `train` runs it end to end on the synthetic task and writes the run directory:
-config.json, metrics.jsonl, checkpoint.pt, samples.txt.
+config.json, metrics.jsonl, checkpoint.pt, samples.txt. With ``schedule.method`` set to a baseline
+(baselines.py) the same schedule runs with the baseline's generator update in place of the
+adversarial one, and no discriminator is trained; its steps are still logged as phase
+"adversarial" (the adversarial phase's budget of steps and generator updates).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .baselines import BleuReward, sampling_probability, supervised_updates
 from .checkpoint import CHECKPOINT_NAME, save_checkpoint
 from .config import Config, SeqGANError
 from .discriminator import Discriminator
@@ -411,47 +415,60 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
 
     if not resume:
         eval_record("init", 0)
+    method = s.method
+    mle_epochs = 0 if method == "random" else s.mle_epochs
+    d_pretrain_rounds = s.d_pretrain_rounds if method == "seqgan" else 0
+    adv_steps = 0 if method == "random" else s.adv_steps
+    bleu_reward = BleuReward(real, cfg.pg_bleu.n, d.vocab_size) if method == "pg_bleu" else None
 
     # 1. MLE pre-training.
-    for epoch in _bar(range(first_step("mle"), s.mle_epochs + 1), "MLE pre-training", progress):
+    for epoch in _bar(range(first_step("mle"), mle_epochs + 1), "MLE pre-training", progress):
         loss = mle_epoch(generator, mle_opt, real, g.batch_size, g.grad_clip, epoch)
-        if epoch % s.mle_eval_every == 0 or epoch == s.mle_epochs:
+        if epoch % s.mle_eval_every == 0 or epoch == mle_epochs:
             eval_record("mle", epoch, g_loss=loss)
         else:
             log.write("mle", epoch, g_loss=loss)
-        checkpoint("mle", epoch, force=epoch == s.mle_epochs)
+        checkpoint("mle", epoch, force=epoch == mle_epochs)
 
     # 2. Discriminator pre-training on fresh negatives each round.
-    for round_ in _bar(range(first_step("d_pretrain"), s.d_pretrain_rounds + 1), "D pre-training", progress):
+    for round_ in _bar(range(first_step("d_pretrain"), d_pretrain_rounds + 1), "D pre-training", progress):
         positives, negatives = negatives_and_positives(s.num_negatives)
         d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_pretrain_epochs,
                                              dis.batch_size, dis.l2_reg, "d_pretrain", round_, graphed)
         log.write("d_pretrain", round_, d_loss=d_loss, d_acc=d_acc)
-        checkpoint("d_pretrain", round_, force=round_ == s.d_pretrain_rounds)
+        checkpoint("d_pretrain", round_, force=round_ == d_pretrain_rounds)
 
-    # 3. Adversarial training.
-    for step in _bar(range(first_step("adversarial"), s.adv_steps + 1), "adversarial", progress):
-        g_loss = mean_reward = None
-        for _ in range(s.g_steps):
+    # 3. Adversarial training (or the baseline's generator updates in its place).
+    desc = "adversarial" if method == "seqgan" else method
+    for step in _bar(range(first_step("adversarial"), adv_steps + 1), desc, progress):
+        g_loss = mean_reward = d_loss = d_acc = sample_prob = None
+        if method in ("mle", "scheduled_sampling"):
+            section = cfg.mle if method == "mle" else cfg.scheduled_sampling
+            if method == "scheduled_sampling":
+                sample_prob = sampling_probability(step, section.start_prob, section.increase_per_step)
+            loss = supervised_updates(generator, mle_opt, real, s.g_steps * section.updates_per_g_step,
+                                      g.batch_size, g.grad_clip, sample_prob or 0.0)
+            g_loss = _check_finite(loss, "generator " + method, "adversarial", step)
+        for _ in range(s.g_steps if method in ("seqgan", "pg_bleu") else 0):
             seqs = generator.sample(g.batch_size, chunk=chunk)
-            rewards = rollout_rewards(rollout.module, discriminator, seqs, s.rollout_num, chunk=chunk)
+            reward = discriminator if method == "seqgan" else bleu_reward
+            rewards = rollout_rewards(rollout.module, reward, seqs, s.rollout_num, chunk=chunk)
             g_loss = policy_gradient_step(generator, adv_opt, seqs, rewards, g.grad_clip, step)
             mean_reward = rewards.mean().item()
         rollout.update()
-        d_loss = d_acc = None
-        for _ in range(s.d_steps):
+        for _ in range(s.d_steps if method == "seqgan" else 0):
             positives, negatives = negatives_and_positives(s.num_negatives)
             d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_epochs,
                                                  dis.batch_size, dis.l2_reg, "adversarial", step, graphed)
-        values = dict(g_loss=g_loss, mean_reward=mean_reward, d_loss=d_loss, d_acc=d_acc)
-        if step % s.adv_eval_every == 0 or step == s.adv_steps:
+        values = dict(g_loss=g_loss, mean_reward=mean_reward, d_loss=d_loss, d_acc=d_acc, sample_prob=sample_prob)
+        if step % s.adv_eval_every == 0 or step == adv_steps:
             eval_record("adversarial", step, **values)
         else:
             log.write("adversarial", step, **values)
         checkpoint("adversarial", step)
 
     if done_phase != "done":
-        checkpoint("done", s.adv_steps, force=True)
+        checkpoint("done", adv_steps, force=True)
     if log.writer is not None:
         log.writer.close()
     return log.records

@@ -1,0 +1,312 @@
+"""Experiments: many runs, one command, results as JSON + markdown + PNG.
+
+    table1      the paper's Table 1: random, mle, scheduled_sampling, pg_bleu, seqgan × seeds
+    strategies  the paper's Figure 3: SeqGAN with four (g-steps, d-steps, k) settings × seeds
+
+Every run is an ordinary run directory (DIR/runs/NAME-seedS, resumable with `seqgan train
+--resume`). Runs that share a pre-training share it for real: for each seed one run does the
+MLE pre-training (and for `strategies` the discriminator pre-training) and every method continues
+from a copy of its checkpoint — on CPU bit-identical to running each method from scratch (test).
+Re-running the same command continues an interrupted experiment; finished runs are skipped.
+
+Each run also gets a temperature sweep of its final generator (Caccia et al., "Language GANs
+Falling Short"): NLL-oracle of samples drawn at temperature τ against NLL-test of the held-out
+oracle samples under the same tempered policy — the quality–diversity picture.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .config import Config, SeqGANError, set_field
+from .metrics import nll_oracle, nll_test
+from .oracle import build_oracle, oracle_samples
+from .train import build_generator, read_metrics, resolve_device, train
+
+PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
+LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
+          "seqgan": "SeqGAN"}
+TEMPERATURES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4)
+SAMPLES_KEPT = 2_000  # generated sequences per run kept in DIR/samples (the run dir keeps num_eval)
+
+
+@dataclass
+class Variant:
+    """One row of an experiment: a name, config edits, and which shared pre-training it continues."""
+    name: str
+    edits: dict = field(default_factory=dict)
+    after: str | None = "mle"  # "mle" | "d_pretrain" | None (trains from scratch)
+    paper: float | None = None  # the paper's NLL-oracle for this row, if it has one
+
+
+def table1_variants() -> list[Variant]:
+    """The paper's rows, in its order; all but random continue one shared MLE pre-training."""
+    return [Variant(m, {"schedule.method": m}, None if m == "random" else "mle", PAPER_TABLE1[m]) for m in PAPER_TABLE1]
+
+
+# The paper's Figure 3, panels (a)-(d): (g-steps, d-steps, k).
+STRATEGIES = {"a": (100, 1, 10), "b": (30, 1, 30), "c": (1, 1, 10), "d": (1, 5, 3)}
+
+
+def strategy_variants() -> list[Variant]:
+    return [Variant(f"{panel}_g{g}_d{d}_k{k}", {"schedule.g_steps": g, "schedule.d_steps": d, "schedule.d_epochs": k},
+                    "d_pretrain") for panel, (g, d, k) in STRATEGIES.items()]
+
+
+EXPERIMENTS = {"table1": table1_variants, "strategies": strategy_variants}
+
+
+def _say(message: str) -> None:
+    print(f"seqgan experiment: {message}", file=sys.stderr, flush=True)
+
+
+def _with_edits(base: Config, edits: dict) -> Config:
+    cfg = Config.from_dict(base.to_dict())
+    for key, value in edits.items():
+        set_field(cfg, key, value)
+    cfg.validate()
+    return cfg
+
+
+def _finished(run_dir: Path) -> bool:
+    path = run_dir / CHECKPOINT_NAME
+    return path.is_file() and load_checkpoint(path)[1]["phase"] == "done"
+
+
+def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Path | None = None,
+         start_phase: str = "mle") -> None:
+    """Train ``run_dir`` to the end: resume its own checkpoint, else continue from the finished
+    pre-training run ``start_from`` (its end state relabelled as the end of ``start_phase``)."""
+    own = run_dir / CHECKPOINT_NAME
+    if own.is_file():
+        _, state = load_checkpoint(own)
+        if state["phase"] != "done":
+            train(cfg, run_dir, progress, resume=state, should_stop=should_stop)
+        return
+    if start_from is None:
+        train(cfg, run_dir, progress, should_stop=should_stop)
+        return
+    _, state = load_checkpoint(start_from / CHECKPOINT_NAME)
+    s = cfg.schedule
+    state["phase"], state["step"] = start_phase, s.mle_epochs if start_phase == "mle" else s.d_pretrain_rounds
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(start_from / "metrics.jsonl", run_dir / "metrics.jsonl")
+    train(cfg, run_dir, progress, resume=state, should_stop=should_stop)
+
+
+def _pretraining_config(cfg: Config, through: str) -> Config:
+    """The shared pre-training run: the same config, stopped after MLE or D pre-training."""
+    edits = {"schedule.adv_steps": 0, "schedule.method": "seqgan" if through == "d_pretrain" else "mle"}
+    if through == "mle":
+        edits["schedule.d_pretrain_rounds"] = 0
+    return _with_edits(cfg, edits)
+
+
+@torch.no_grad()
+def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> list[dict]:
+    """NLL-oracle and NLL-test of the run's final generator at each temperature (cached in
+    RUN_DIR/temperatures.json). Samples are drawn with torch seeded from run.seed."""
+    cache = run_dir / "temperatures.json"
+    if cache.is_file():
+        rows = json.loads(cache.read_text())
+        if [r["temperature"] for r in rows] == list(temperatures):
+            return rows
+    device = resolve_device(cfg.run.device)
+    d, chunk = cfg.data, cfg.run.sample_batch
+    oracle = build_oracle(d)
+    test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
+    oracle.to(device)
+    generator = build_generator(cfg).to(device)
+    generator.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_NAME)[1]["generator"])
+    generator.eval()
+    torch.manual_seed(cfg.run.seed)
+    rows = []
+    for tau in temperatures:
+        samples = generator.sample(cfg.schedule.num_eval, temperature=tau, chunk=chunk)
+        rows.append({"temperature": tau, "nll_oracle": nll_oracle(oracle, samples, chunk),
+                     "nll_test": nll_test(generator, test, chunk, temperature=tau)})
+    cache.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: bool = True,
+                   should_stop=lambda: False) -> dict:
+    """Run (or continue) experiment ``name`` with ``seeds`` seeds from run.seed upward; write
+    NAME.json, NAME.md and the plots into ``out`` and return the JSON's content."""
+    if name not in EXPERIMENTS:
+        raise SeqGANError(f"unknown experiment {name!r} (choose from: {', '.join(EXPERIMENTS)})")
+    plt = _pyplot()  # fail now, not after hours of training
+    out = Path(out)
+    _check_experiment_dir(out, name, base)
+    variants = EXPERIMENTS[name]()
+    runs = []
+    total = seeds * len(variants)
+    for i in range(seeds):
+        seed = base.run.seed + i
+        seeded = _with_edits(base, {"run.seed": seed})
+        shared: dict[str, Path] = {}
+        for variant in variants:
+            cfg = _with_edits(seeded, variant.edits)
+            run_dir = out / "runs" / f"{variant.name}-seed{seed}"
+            start = None
+            if variant.after is not None and not (run_dir / CHECKPOINT_NAME).is_file():
+                if variant.after not in shared:
+                    shared[variant.after] = out / "runs" / f"pretrain-{variant.after}-seed{seed}"
+                    if not _finished(shared[variant.after]):
+                        _say(f"seed {seed}: shared pre-training through {variant.after}")
+                        _run(_pretraining_config(seeded, variant.after), shared[variant.after], progress, should_stop)
+                start = shared[variant.after]
+            _say(f"[{len(runs) + 1}/{total}] {variant.name}, seed {seed}")
+            _run(cfg, run_dir, progress, should_stop, start, variant.after or "mle")
+            runs.append(_collect(cfg, variant, seed, run_dir, out))
+    result = {"experiment": name, "seeds": seeds, "config": base.to_dict(), "runs": runs,
+              "summary": _summarise(runs, variants)}
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{name}.md").write_text(markdown_table(result, variants))
+    _plot_learning_curves(plt, runs, variants, out / f"{name}_learning_curves.png", base)
+    _plot_quality_diversity(plt, result["summary"], variants, out / f"{name}_quality_diversity.png")
+    return result
+
+
+def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
+    """DIR/experiment.json records what DIR holds; continuing needs the same experiment and config."""
+    record = {"experiment": name, "config": base.to_dict()}
+    path = out / "experiment.json"
+    if path.is_file():
+        held = json.loads(path.read_text())
+        if held.get("experiment") != name or held.get("config") != json.loads(json.dumps(record["config"])):
+            raise SeqGANError(f"{out} holds a different experiment or config ({held.get('experiment')}); "
+                              "choose another --out")
+        _say(f"continuing the experiment in {out}")
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1) + "\n")
+    except OSError as e:
+        raise SeqGANError(f"cannot write to {out}: {e.strerror or e}") from None
+
+
+def _collect(cfg: Config, variant: Variant, seed: int, run_dir: Path, out: Path) -> dict:
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if "nll_oracle" in r]
+    final = records[-1]
+    samples = out / "samples" / f"{variant.name}-seed{seed}.txt"
+    samples.parent.mkdir(exist_ok=True)
+    lines = (run_dir / "samples.txt").read_text().splitlines()[:SAMPLES_KEPT]
+    samples.write_text("\n".join(lines) + "\n")
+    curve = [{"x": _curve_x(r, cfg), "nll_oracle": r["nll_oracle"], "nll_test": r["nll_test"]}
+             for r in records if r["phase"] != "d_pretrain"]
+    return {"method": variant.name, "seed": seed, "nll_oracle": final["nll_oracle"], "nll_test": final["nll_test"],
+            "samples": str(samples.relative_to(out)), "run": str(run_dir.relative_to(out)),
+            "elapsed_s": final["elapsed_s"], "temperatures": temperature_sweep(cfg, run_dir), "curve": curve}
+
+
+def _curve_x(record: dict, cfg: Config) -> int:
+    """Figure 2's x axis: MLE epochs, then adversarial steps counted on from the end of MLE."""
+    return record["step"] + (cfg.schedule.mle_epochs if record["phase"] == "adversarial" else 0)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _summarise(runs: list[dict], variants: list[Variant]) -> dict:
+    summary = {}
+    for v in variants:
+        mine = [r for r in runs if r["method"] == v.name]
+        if not mine:
+            continue
+        row = {"n": len(mine), "paper_nll_oracle": v.paper}
+        for key in ("nll_oracle", "nll_test"):
+            row[key], row[key + "_std"] = _mean_std([r[key] for r in mine])
+        row["temperatures"] = [
+            {"temperature": t["temperature"],
+             "nll_oracle": statistics.fmean(r["temperatures"][i]["nll_oracle"] for r in mine),
+             "nll_test": statistics.fmean(r["temperatures"][i]["nll_test"] for r in mine)}
+            for i, t in enumerate(mine[0]["temperatures"])]
+        summary[v.name] = row
+    return summary
+
+
+def markdown_table(result: dict, variants: list[Variant]) -> str:
+    summary, seeds = result["summary"], result["seeds"]
+    lines = [f"NLL-oracle and NLL-test (nats/token, mean ± std over {seeds} seed(s), temperature 1)", "",
+             "| method | NLL-oracle | NLL-test | paper NLL-oracle |", "|---|---|---|---|"]
+    for v in variants:
+        row = summary.get(v.name)
+        if row:
+            paper = f"{v.paper:.3f}" if v.paper is not None else "–"
+            lines.append(f"| {LABELS.get(v.name, v.name)} | {row['nll_oracle']:.3f} ± {row['nll_oracle_std']:.3f} "
+                         f"| {row['nll_test']:.3f} ± {row['nll_test_std']:.3f} | {paper} |")
+    temps = [t["temperature"] for t in next(iter(summary.values()))["temperatures"]]
+    lines += ["", "Temperature sweep: NLL-oracle / NLL-test (mean over seeds); lower is better for both", "",
+              "| method | " + " | ".join(f"τ={t:g}" for t in temps) + " |", "|---|" + "---|" * len(temps)]
+    for v in variants:
+        row = summary.get(v.name)
+        if row:
+            cells = " | ".join(f"{t['nll_oracle']:.2f} / {t['nll_test']:.2f}" for t in row["temperatures"])
+            lines.append(f"| {LABELS.get(v.name, v.name)} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SeqGANError("seqgan experiment writes PNG plots and needs matplotlib: pip install 'seqgan[plot]'") from None
+    return plt
+
+
+def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: Path, base: Config) -> None:
+    """NLL-oracle against Figure 2's x axis, mean over seeds, one line per variant."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for v in variants:
+        curves = [r["curve"] for r in runs if r["method"] == v.name]
+        if not curves:
+            continue
+        xs = sorted(set.intersection(*(set(p["x"] for p in c) for c in curves)))
+        ys = [statistics.fmean(p["nll_oracle"] for c in curves for p in c if p["x"] == x) for x in xs]
+        if len(xs) == 1:  # random: one evaluation, drawn across the chart
+            ax.axhline(ys[0], ls=":", color="grey", label=f"{LABELS.get(v.name, v.name)} ({ys[0]:.2f})")
+        else:
+            ax.plot(xs, ys, marker="o", ms=2.5, lw=1.2, label=LABELS.get(v.name, v.name))
+    ax.axvline(base.schedule.mle_epochs, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("MLE epochs, then steps after pre-training (dashed line: end of MLE pre-training)")
+    ax.set_ylabel("NLL-oracle (nats / token)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: Path) -> None:
+    """NLL-oracle (quality) against NLL-test (diversity / coverage) across temperatures."""
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for v in variants:
+        row = summary.get(v.name)
+        if not row:
+            continue
+        t = row["temperatures"]
+        line, = ax.plot([p["nll_test"] for p in t], [p["nll_oracle"] for p in t], marker="o", ms=3,
+                        label=LABELS.get(v.name, v.name))
+        for p in (t[0], t[-1]):
+            ax.annotate(f"τ={p['temperature']:g}", (p["nll_test"], p["nll_oracle"]), fontsize=7,
+                        color=line.get_color(), xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("NLL-test (held-out oracle samples; lower = more coverage)")
+    ax.set_ylabel("NLL-oracle (generated samples; lower = higher quality)")
+    ax.set_title("Quality vs diversity across sampling temperatures (lower-left is better)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
