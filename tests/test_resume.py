@@ -131,3 +131,33 @@ def test_bad_checkpoints_are_refused_in_one_line(tmp_path, tiny_cfg, capsys):
             lines = capsys.readouterr().err.strip().splitlines()
             assert len(lines) == 1 and "checkpoint" in lines[0], (name, args, lines)
     assert not marker.exists()
+
+
+def test_full_disk_during_checkpoint_is_one_line_and_keeps_the_last_checkpoint(tmp_path, tiny_cfg, monkeypatch, capsys):
+    """A checkpoint write failing with ENOSPC (simulated) stops the run with one line naming the
+    file; the previous checkpoint is intact and resumable, and no temporary file is left."""
+    import errno
+
+    import seqgan.checkpoint as ckpt
+    from seqgan.cli import main
+
+    real_save, calls = ckpt.torch.save, []
+
+    def failing_save(obj, f):
+        calls.append(1)
+        if len(calls) == 2:  # the first checkpoint (end of MLE) succeeds, the second fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f)
+
+    monkeypatch.setattr(ckpt.torch, "save", failing_save)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--no-progress", "--out", str(out)]) == 1
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("seqgan train:")]
+    assert len(err) == 1 and err[0].startswith("seqgan: error: cannot write checkpoint")
+    assert "No space left on device" in err[0] and "previous checkpoint is intact" in err[0]
+    assert not (out / "checkpoint.pt.tmp").exists()
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    cfg, payload = run_checkpoint(out)
+    assert payload["phase"] == "mle"
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert run_checkpoint(out)[1]["phase"] == "done"

@@ -23,11 +23,17 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
     path = Path(path)
     payload = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()), **state}
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # disk full, directory gone or read-only; torch wraps some as RuntimeError
+        tmp.unlink(missing_ok=True)
+        kept = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written"
+        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0][:120]
+        raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
 
 
 def load_checkpoint(path: Path) -> tuple[Config, dict]:

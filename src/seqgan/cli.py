@@ -125,8 +125,26 @@ def _interruptible(work, resume_hint: str | None = None):
 
 
 def cmd_train(args) -> int:
+    """`seqgan train`; under torchrun (WORLD_SIZE > 1) every rank runs this, data-parallel."""
+    from . import dist
+
+    dist.init_from_env()
+    try:
+        code = _train(args, dist.is_main())
+        dist.barrier()  # no rank tears the group down while another still uses it
+        return code
+    finally:
+        dist.shutdown()
+
+
+def _train(args, main: bool) -> int:
+    from . import dist
     from .checkpoint import run_checkpoint
     from .train import resolve_device, tensorboard_writer_class, train
+
+    def say(message: str) -> None:
+        if main:
+            print(message, file=sys.stderr)
 
     resume = None
     if args.resume:
@@ -138,7 +156,7 @@ def cmd_train(args) -> int:
         cfg, resume = run_checkpoint(run_dir)
         _apply_run_flags(cfg, args)
         if resume["phase"] == "done":
-            print(f"seqgan train: {run_dir} is already complete", file=sys.stderr)
+            say(f"seqgan train: {run_dir} is already complete")
             return 0
     else:
         args.preset = args.preset or "quick"
@@ -147,16 +165,28 @@ def cmd_train(args) -> int:
     if cfg.run.tensorboard:
         tensorboard_writer_class()
     if resume:
-        print(f"seqgan train: resuming {run_dir} after {resume['phase']} step {resume['step']}", file=sys.stderr)
-    else:
-        run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
-        print(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}", file=sys.stderr)
+        say(f"seqgan train: resuming {run_dir} after {resume['phase']} step {resume['step']}")
+    else:  # rank 0 chooses and checks the directory (its name has a timestamp), the others follow
+        run_dir = error = None
+        if main:
+            try:
+                run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
+            except SeqGANError as e:
+                error = str(e)
+        run_dir, error = dist.broadcast_object((run_dir, error))
+        if error:
+            raise SeqGANError(error)
+        say(f"seqgan train: preset {args.preset}, seed {cfg.run.seed}, run directory {run_dir}")
+    if dist.world() > 1:
+        say(f"seqgan train: data-parallel over {dist.world()} processes")
 
     result = _interruptible(lambda stop: train(cfg, run_dir, progress=_progress(args), resume=resume,
                                                should_stop=stop))
     if isinstance(result, int):
         return result
     records = result
+    if not main:
+        return 0
     print(_summary(records, cfg.schedule.method))
     print(f"elapsed {records[-1]['elapsed_s']:.1f} s; metrics, checkpoint and samples in {run_dir}")
     return 0

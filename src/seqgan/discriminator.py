@@ -74,20 +74,31 @@ class Discriminator(nn.Module):
             return nn.functional.embedding(tokens.unfold(1, k, 1), table).flatten(2)
         return nn.functional.embedding(tokens, table).unfold(1, k, 1).transpose(2, 3).flatten(2)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Class logits [B, 2] for (fake, real), in the parameters' dtype (float32 under bf16 autocast)."""
+    def forward(self, tokens: torch.Tensor, keep_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits [B, 2] for (fake, real), in the parameters' dtype (float32 under bf16 autocast).
+        In training mode dropout multiplies the features by ``keep_mask`` [B, F] (default: a fresh
+        `keep_mask`; data-parallel ranks pass their rows of one drawn for the global batch)."""
         with torch.autocast(tokens.device.type, dtype=self.compute_dtype or torch.bfloat16,
                             enabled=self.compute_dtype is not None):
-            logits = self.out(self.dropout(self.features(tokens)))
+            features = self.features(tokens)
+            if self.training and self.dropout.p > 0:
+                features = features * (self.keep_mask(len(tokens), tokens.device) if keep_mask is None else keep_mask)
+            logits = self.out(features)
         return logits if self.compute_dtype is None else logits.float()
+
+    def keep_mask(self, rows: int, device: torch.device) -> torch.Tensor:
+        """Inverted dropout: 1/keep with probability keep, else 0: [rows, F] float32."""
+        keep = 1.0 - self.dropout.p
+        return torch.empty(rows, self.num_features, device=device).bernoulli_(keep).div_(keep)
 
     def l2_penalty(self) -> torch.Tensor:
         """½Σw² over the output layer's weight and bias (tf.nn.l2_loss, as the authors)."""
         return 0.5 * (self.out.weight.square().sum() + self.out.bias.square().sum())
 
-    def loss(self, tokens: torch.Tensor, labels: torch.Tensor, l2_reg: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, tokens: torch.Tensor, labels: torch.Tensor, l2_reg: float,
+             keep_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean cross-entropy + l2_reg · ½Σw²(output layer); also returns the logits."""
-        logits = self(tokens)
+        logits = self(tokens, keep_mask)
         return nn.functional.cross_entropy(logits, labels) + l2_reg * self.l2_penalty(), logits
 
     @torch.no_grad()

@@ -21,13 +21,13 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
 from .checkpoint import CHECKPOINT_NAME, save_checkpoint
 from .config import Config, SeqGANError
@@ -107,24 +107,34 @@ def _check_finite(loss: torch.Tensor, what: str, phase: str, step: int) -> float
     return value
 
 
+def _my_rows(batch_rows: int) -> tuple[slice, float]:
+    """This rank's rows of a global batch and their share of it (the whole batch, 1.0, alone)."""
+    mine = dist.share(batch_rows)
+    return mine, (mine.stop - mine.start) / batch_rows
+
+
 def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torch.Tensor,
               batch_size: int, grad_clip: float, step: int = 0) -> float:
     """One epoch of teacher-forced maximum likelihood (mean token NLL); returns the mean loss.
-    Losses are summed on the device and read once per epoch (no per-batch GPU sync)."""
+    Losses are summed on the device and read once per epoch (no per-batch GPU sync). Data-parallel:
+    each rank's share of every batch, gradients summed over ranks (see dist.py)."""
     generator.train()
     order = torch.randperm(data.shape[0], device=data.device)
     total = torch.zeros((), device=data.device)
     batches = 0
     for lo in range(0, data.shape[0], batch_size):
         batch = data[order[lo:lo + batch_size]]
-        loss = -generator.log_prob(batch).mean()
+        mine, weight = _my_rows(len(batch))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if weight > 0:
+            loss = -generator.log_prob(batch[mine]).mean()
+            (loss * weight if weight != 1.0 else loss).backward()
+            total += loss.detach() * weight if weight != 1.0 else loss.detach()
+        dist.sum_gradients(generator)
         torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
         optimizer.step()
-        total += loss.detach()
         batches += 1
-    return _check_finite(total / batches, "generator MLE", "mle", step)
+    return _check_finite(dist.sum_tensor(total) / batches, "generator MLE", "mle", step)
 
 
 def policy_gradient_loss(generator: Generator, seqs: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
@@ -145,12 +155,25 @@ def policy_gradient_step(generator: Generator, optimizer: torch.optim.Optimizer,
 
 def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor,
                        labels: torch.Tensor, l2_reg: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Adam step on a batch; returns the loss and the number of correct predictions (tensors)."""
-    loss, logits = discriminator.loss(tokens, labels, l2_reg)
+    """One Adam step on a batch; returns the loss and the number of correct predictions (tensors).
+    Data-parallel: the dropout mask is drawn for the whole batch, each rank runs its rows."""
+    if dist.world() == 1:
+        loss, logits = discriminator.loss(tokens, labels, l2_reg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), (logits.argmax(dim=1) == labels).sum()
+    mask = discriminator.keep_mask(len(tokens), tokens.device)
+    mine, weight = _my_rows(len(tokens))
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss = correct = torch.zeros((), device=tokens.device)
+    if weight > 0:
+        loss, logits = discriminator.loss(tokens[mine], labels[mine], l2_reg, mask[mine])
+        (loss * weight).backward()
+        loss, correct = loss.detach() * weight, (logits.argmax(dim=1) == labels[mine]).sum()
+    dist.sum_gradients(discriminator)
     optimizer.step()
-    return loss.detach(), (logits.argmax(dim=1) == labels).sum()
+    return dist.sum_tensor(loss), dist.sum_tensor(correct)
 
 
 class GraphedDiscriminatorStep:
@@ -225,17 +248,24 @@ def discriminator_epochs(discriminator: Discriminator, optimizer: torch.optim.Op
     return loss_sum.item() / max(batches, 1), correct.item() / len(tokens)
 
 
-@dataclass
-class Evaluation:
-    nll_oracle: float
-    nll_test: float
-    samples: torch.Tensor
+def sample_shared(generator: Generator, n: int, chunk: int) -> torch.Tensor:
+    """``n`` samples [n, T] from noise drawn for all n rows at once; data-parallel ranks each
+    sample their share of the rows and all-gather, so every rank gets what one process gets."""
+    weight = generator.out.weight
+    uniforms = torch.rand(n, generator.seq_len, device=weight.device, dtype=weight.dtype)
+    mine = dist.share(n)
+    return dist.gather_rows(generator.sample(mine.stop - mine.start, chunk=chunk, uniforms=uniforms[mine]), n)
 
 
-def evaluate(generator: Generator, oracle: Generator, test_data: torch.Tensor, num_eval: int,
-             chunk: int) -> Evaluation:
-    samples = generator.sample(num_eval, chunk=chunk)
-    return Evaluation(nll_oracle(oracle, samples, chunk), nll_test(generator, test_data, chunk), samples)
+def rollout_shared(policy: Generator, reward, seqs: torch.Tensor, num_rollouts: int, chunk: int) -> torch.Tensor:
+    """`rollout_rewards` of ``seqs`` with noise drawn for the whole batch; data-parallel ranks each
+    roll out their share of the sequences and all-gather the Q-values."""
+    batch, length = seqs.shape
+    weight = policy.out.weight
+    uniforms = torch.rand(num_rollouts, length - 1, batch, length, device=weight.device, dtype=weight.dtype)
+    mine = dist.share(batch)
+    q = rollout_rewards(policy, reward, seqs[mine], num_rollouts, uniforms=uniforms[:, :, mine], chunk=chunk)
+    return dist.gather_rows(q, batch)
 
 
 def write_tokens(path: Path, tokens: torch.Tensor) -> None:
@@ -269,6 +299,15 @@ def read_metrics(path: Path, required: bool = True) -> list[dict]:
     if not records and required:
         raise SeqGANError(f"{path}: empty metrics log")
     return records
+
+
+class _NoLog:
+    """What a data-parallel rank other than 0 logs: nothing."""
+    records: list[dict] = []
+    writer = None
+
+    def write(self, phase: str, step: int, **values) -> dict:
+        return {}
 
 
 class RunLog:
@@ -343,10 +382,12 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     cfg.validate()
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    log = RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0,
-                 tensorboard=cfg.run.tensorboard)
+    main = dist.is_main()  # data-parallel: rank 0 alone writes files
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    log = (RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0,
+                  tensorboard=cfg.run.tensorboard) if main else _NoLog())
     device = resolve_device(cfg.run.device)
     if cfg.run.deterministic:
         use_deterministic_kernels()
@@ -378,21 +419,24 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         done_phase, done_step = resume["phase"], resume["step"]
     # Captured after loading: the graph holds the optimizer's state tensors.
     graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg)
-               if device.type == "cuda" and cfg.run.cuda_graphs else None)
+               if device.type == "cuda" and cfg.run.cuda_graphs and dist.world() == 1 else None)
     if resume:
         set_rng_state(resume["rng"])  # after the capture, which draws from the CUDA generator
     last_checkpoint = time.perf_counter()
 
     def checkpoint(phase: str, step: int, force: bool = False) -> None:
         nonlocal last_checkpoint
-        stop = should_stop()
-        if not (force or stop or time.perf_counter() - last_checkpoint >= cfg.run.checkpoint_seconds):
+        stop = dist.any_rank(should_stop())  # a signal seen by any rank stops all at the same step
+        due = time.perf_counter() - last_checkpoint >= cfg.run.checkpoint_seconds
+        if not (force or stop or dist.any_rank(due)):
             return
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
-        save_checkpoint(run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records),
-                        rng=rng_state(), generator=generator.state_dict(), discriminator=discriminator.state_dict(),
-                        mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(),
-                        d_optimizer=d_opt.state_dict(), **extra)
+        if main:
+            save_checkpoint(run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records),
+                            rng=rng_state(), generator=generator.state_dict(),
+                            discriminator=discriminator.state_dict(), mle_optimizer=mle_opt.state_dict(),
+                            adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(), **extra)
+        dist.barrier()
         last_checkpoint = time.perf_counter()
         if stop:
             raise Interrupted(f"stopped after {phase} step {step}; resume with: seqgan train --resume {run_dir}")
@@ -404,12 +448,14 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         return done_step + 1 if phase == done_phase else 1
 
     def eval_record(phase: str, step: int, **values) -> None:
-        ev = evaluate(generator, oracle, test, s.num_eval, chunk)
-        log.write(phase, step, nll_oracle=ev.nll_oracle, nll_test=ev.nll_test, **values)
-        write_tokens(run_dir / "samples.txt", ev.samples)  # the latest evaluation's samples
+        samples = sample_shared(generator, s.num_eval, chunk)
+        if main:
+            log.write(phase, step, nll_oracle=nll_oracle(oracle, samples, chunk),
+                      nll_test=nll_test(generator, test, chunk), **values)
+            write_tokens(run_dir / "samples.txt", samples)  # the latest evaluation's samples
 
     def negatives_and_positives(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        negatives = generator.sample(n, chunk=chunk)
+        negatives = sample_shared(generator, n, chunk)
         positives = real if n >= len(real) else real[torch.randperm(len(real), device=device)[:n]]
         return positives, negatives
 
@@ -450,9 +496,9 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
                                       g.batch_size, g.grad_clip, sample_prob or 0.0)
             g_loss = _check_finite(loss, "generator " + method, "adversarial", step)
         for _ in range(s.g_steps if method in ("seqgan", "pg_bleu") else 0):
-            seqs = generator.sample(g.batch_size, chunk=chunk)
+            seqs = sample_shared(generator, g.batch_size, chunk)
             reward = discriminator if method == "seqgan" else bleu_reward
-            rewards = rollout_rewards(rollout.module, reward, seqs, s.rollout_num, chunk=chunk)
+            rewards = rollout_shared(rollout.module, reward, seqs, s.rollout_num, chunk)
             g_loss = policy_gradient_step(generator, adv_opt, seqs, rewards, g.grad_clip, step)
             mean_reward = rewards.mean().item()
         rollout.update()

@@ -1,0 +1,122 @@
+"""Data parallelism across processes (torchrun): gloo on CPU, NCCL on GPUs.
+
+Every rank holds the same models and the same random-generator state: all random draws that
+decide what is computed (data order, sampling noise, dropout masks) are drawn for the whole global
+batch on every rank, and each rank uses its own rows. So K processes compute what one process
+computes, split K ways:
+
+  - sampling (negatives, evaluation) and roll-outs: each rank takes a contiguous share of the rows
+    and the results are all-gathered;
+  - MLE and discriminator updates: each rank's share of a global mini-batch, gradients weighted by
+    share size and summed with one all-reduce, so every rank applies the same update (what
+    DistributedDataParallel does, made explicit because our training steps are not `forward`);
+  - the policy-gradient update (64 sequences) runs on every rank alike.
+
+Rank 0 alone writes logs and checkpoints. With one process every function here is the identity.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init_from_env() -> bool:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); True if distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    cuda = torch.cuda.is_available() and os.environ.get("SEQGAN_DIST_BACKEND", "") != "gloo"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return True
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def share(rows: int) -> slice:
+    """This rank's contiguous share of ``rows`` rows (sizes differ by at most one)."""
+    size, extra = divmod(rows, world())
+    r = rank()
+    lo = r * size + min(r, extra)
+    return slice(lo, lo + size + (r < extra))
+
+
+def gather_rows(part: torch.Tensor, rows: int) -> torch.Tensor:
+    """Concatenate every rank's share (`share(rows)` of each) into the full [rows, ...] tensor."""
+    if world() == 1:
+        return part
+    longest = -(-rows // world())
+    padded = part.new_zeros((longest, *part.shape[1:]))
+    padded[:len(part)] = part
+    pieces = [torch.empty_like(padded) for _ in range(world())]
+    dist.all_gather(pieces, padded)
+    sizes = [rows // world() + (r < rows % world()) for r in range(world())]
+    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)])
+
+
+def sum_gradients(module: torch.nn.Module) -> None:
+    """Sum the parameters' gradients over ranks with one flat all-reduce (each rank has already
+    weighted its own by its share of the global batch)."""
+    if world() == 1:
+        return
+    for p in module.parameters():
+        if p.requires_grad and p.grad is None:  # a rank with no rows this batch contributes zeros
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def sum_tensor(value: torch.Tensor) -> torch.Tensor:
+    """The sum over ranks of a tensor (a copy; the identity with one process)."""
+    if world() == 1:
+        return value
+    value = value.clone()
+    dist.all_reduce(value)
+    return value
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is True on any (a stop request seen by one rank stops all)."""
+    if world() == 1:
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank."""
+    if world() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if world() > 1:
+        dist.barrier()
