@@ -90,3 +90,12 @@ def test_strategies_tiny(tmp_path):
     assert (tmp_path / "strategies.md").is_file() and (tmp_path / "strategies_quality_diversity.png").is_file()
     log = (tmp_path / "runs" / "a_g100_d1_k10-seed88" / "metrics.jsonl").read_text().splitlines()
     assert sum(json.loads(x)["phase"] == "d_pretrain" for x in log) == cfg.schedule.d_pretrain_rounds  # shared, once
+
+
+def test_oracle_at_test_interpolates_along_the_sweep():
+    from seqgan.experiment import oracle_at_test
+
+    sweep = [{"nll_test": 9.0, "nll_oracle": 7.0}, {"nll_test": 8.0, "nll_oracle": 9.0}, {"nll_test": 8.5, "nll_oracle": 8.0}]
+    assert oracle_at_test(sweep, 8.25) == pytest.approx(8.5)
+    assert oracle_at_test(sweep, 9.0) == pytest.approx(7.0)
+    assert oracle_at_test(sweep, 7.9) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .data import token_mean
 from .generator import Generator, categorical
 
 
@@ -20,12 +21,13 @@ def sampling_probability(step: int, start: float, increase_per_step: float) -> f
 
 
 def scheduled_sampling_loss(generator: Generator, batch: torch.Tensor, sample_prob: float,
-                            uniforms: torch.Tensor | None = None) -> torch.Tensor:
+                            uniforms: torch.Tensor | None = None, masked: bool = False) -> torch.Tensor:
     """Mean token NLL of ``batch`` [B, T] when each input token y_t-1 (t >= 2) is, with probability
     ``sample_prob``, replaced by a token sampled from the model's own prediction at t-1.
 
     As in Bengio et al. the sample and the coin flip carry no gradient. ``uniforms`` [2, B, T]
     fixes the noise (coin flips, sampling). With ``sample_prob`` 0 this is the MLE loss.
+    ``masked`` (corpus data): the mean over positions up to each first EOS of ``batch``.
     """
     rows, length = batch.shape
     if uniforms is None:
@@ -39,20 +41,20 @@ def scheduled_sampling_loss(generator: Generator, batch: torch.Tensor, sample_pr
         if t < length - 1:
             own = categorical(logits.detach(), uniforms[1, :, t])
             token = torch.where(uniforms[0, :, t] < sample_prob, own, batch[:, t])
-    return torch.cat(losses, dim=1).mean()
+    return token_mean(torch.cat(losses, dim=1), batch, masked)
 
 
 def supervised_updates(generator: Generator, optimizer: torch.optim.Optimizer, data: torch.Tensor,
                        num_batches: int, batch_size: int, grad_clip: float,
-                       sample_prob: float = 0.0) -> torch.Tensor:
+                       sample_prob: float = 0.0, masked: bool = False) -> torch.Tensor:
     """``num_batches`` Adam updates on random mini-batches of ``data``: teacher-forced MLE when
     ``sample_prob`` is 0, scheduled sampling otherwise. Returns the mean loss (a tensor)."""
     generator.train()
     total = torch.zeros((), device=data.device)
     for _ in range(num_batches):
         batch = data[torch.randint(len(data), (batch_size,), device=data.device)]
-        loss = (scheduled_sampling_loss(generator, batch, sample_prob) if sample_prob > 0
-                else -generator.log_prob(batch).mean())
+        loss = (scheduled_sampling_loss(generator, batch, sample_prob, masked=masked) if sample_prob > 0
+                else -token_mean(generator.log_prob(batch), batch, masked))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)

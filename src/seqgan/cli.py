@@ -15,6 +15,9 @@ import torch
 from . import __version__
 from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
 
+NAMED_CORPORA = ("poems", "ptb", "shakespeare", "music")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -51,6 +54,15 @@ def _config_from_args(args) -> Config:
         cfg.run.seed = args.seed
     if getattr(args, "method", None) is not None:
         cfg.schedule.method = args.method
+    if getattr(args, "data", None) is not None:
+        if args.data in NAMED_CORPORA:
+            raise SeqGANError(f"--data {args.data}: this corpus is not shipped yet; pass the path of a UTF-8 text file "
+                              "(one sequence a line)")
+        if not Path(args.data).is_file():
+            raise SeqGANError(f"--data {args.data}: file not found")
+        cfg.data.corpus = str(Path(args.data).resolve())
+    if getattr(args, "tokenize", None) is not None:
+        cfg.data.tokenize = args.tokenize
     _apply_run_flags(cfg, args)
     for item in [kv for group in (args.set or []) for kv in group]:
         key, sep, value = item.partition("=")
@@ -78,20 +90,22 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
 
 
 def _summary(records: list[dict], method: str = "seqgan") -> str:
+    """The run's table: NLL after each phase, beside the paper's Table 1 on the synthetic task;
+    NLL-test alone on a corpus (there is no oracle)."""
     from .experiment import LABELS, PAPER_TABLE1
 
-    evaluated = [r for r in records if "nll_oracle" in r]
+    evaluated = [r for r in records if "nll_test" in r]
+    synthetic = any("nll_oracle" in r for r in evaluated)
     final = (f"after {LABELS[method]}", PAPER_TABLE1[method], LABELS[method])
-    rows = []
+    lines = [f"{'':26}{'step':>6}{'NLL-oracle':>12}{'NLL-test':>10}" + ("   paper Table 1" if synthetic else "")]
     for phase, (label, paper, name) in (("init", ("untrained G", PAPER_TABLE1["random"], "Random")),
                                         ("mle", ("after MLE", PAPER_TABLE1["mle"], "MLE")), ("adversarial", final)):
         last = [r for r in evaluated if r["phase"] == phase]
         if last:
             r = last[-1]
-            rows.append((label, r["step"], r["nll_oracle"], r["nll_test"], paper, name))
-    lines = [f"{'':26}{'step':>6}{'NLL-oracle':>12}{'NLL-test':>10}   paper Table 1",
-             *(f"{label:26}{step:>6}{nll:>12.3f}{test:>10.3f}   {paper:.3f} ({name})"
-               for label, step, nll, test, paper, name in rows)]
+            oracle = f"{r['nll_oracle']:>12.3f}" if "nll_oracle" in r else f"{'–':>12}"
+            lines.append(f"{label:26}{r['step']:>6}{oracle}{r['nll_test']:>10.3f}"
+                         + (f"   {paper:.3f} ({name})" if synthetic else ""))
     return "\n".join(lines)
 
 
@@ -140,7 +154,7 @@ def cmd_train(args) -> int:
 def _train(args, main: bool) -> int:
     from . import dist
     from .checkpoint import run_checkpoint
-    from .train import resolve_device, tensorboard_writer_class, train
+    from .train import resolve_corpus, resolve_device, tensorboard_writer_class, train
 
     def say(message: str) -> None:
         if main:
@@ -149,7 +163,8 @@ def _train(args, main: bool) -> int:
     resume = None
     if args.resume:
         given = [flag for flag, value in (("--preset", args.preset), ("--seed", args.seed), ("--set", args.set),
-                                          ("--out", args.out), ("--method", args.method)) if value is not None]
+                                          ("--out", args.out), ("--method", args.method), ("--data", args.data),
+                                          ("--tokenize", args.tokenize)) if value is not None]
         if given:
             raise SeqGANError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         run_dir = Path(args.resume)
@@ -162,6 +177,8 @@ def _train(args, main: bool) -> int:
         args.preset = args.preset or "quick"
         cfg = _config_from_args(args)
     resolve_device(cfg.run.device)  # fail before creating or changing anything
+    if cfg.data.corpus:
+        resolve_corpus(Config.from_dict(cfg.to_dict()))  # a bad corpus file stops here, before the run dir exists
     if cfg.run.tensorboard:
         tensorboard_writer_class()
     if resume:
@@ -213,22 +230,78 @@ def cmd_experiment(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def _load_run(run: str, device: str | None):
+    """A run's config, generator (on ``device``, default CPU) and vocabulary (None: synthetic task)."""
     from .checkpoint import run_checkpoint
-    from .train import build_generator, resolve_device, write_tokens
+    from .data import VOCAB_NAME, Vocab
+    from .train import build_generator, resolve_device
 
-    cfg, payload = run_checkpoint(Path(args.run))
+    run_dir = Path(run)
+    cfg, payload = run_checkpoint(run_dir)
+    vocab = Vocab.load(run_dir / VOCAB_NAME, cfg.data.vocab_size) if cfg.data.corpus else None
     generator = build_generator(cfg)
     generator.load_state_dict(payload["generator"])
-    device = resolve_device(args.device or "cpu")
+    return cfg, generator.to(resolve_device(device or "cpu")).eval(), vocab
+
+
+def _generate(generator, vocab, n: int, temperature: float) -> torch.Tensor:
+    from .data import pad_after_eos
+
+    tokens = generator.sample(n, temperature=temperature)
+    return tokens if vocab is None else pad_after_eos(tokens)
+
+
+def cmd_sample(args) -> int:
+    cfg, generator, vocab = _load_run(args.run, args.device)
     torch.manual_seed(args.seed)
-    tokens = generator.to(device).sample(args.n, temperature=args.temperature)
+    tokens = _generate(generator, vocab, args.n, args.temperature).tolist()
+    if vocab is None:
+        lines = [" ".join(map(str, row)) for row in tokens]
+    else:  # decoded text; poems (4 lines of 5 characters, written as 20) are shown as 4 lines
+        lines = [vocab.text(row) for row in tokens]
+        if cfg.data.tokenize == "char" and all(len(line) == 20 for line in lines) and not args.out:
+            lines = ["\n".join(line[i:i + 5] for i in range(0, 20, 5)) + "\n" for line in lines]
     if args.out:
-        write_tokens(Path(args.out), tokens)
+        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {args.n} sequences to {args.out}", file=sys.stderr)
     else:
-        for row in tokens.tolist():
-            print(" ".join(map(str, row)))
+        for line in lines:
+            print(line)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .bleu import bleu, self_bleu
+    from .data import load_corpus
+    from .metrics import nll_oracle, nll_test
+    from .oracle import build_oracle, oracle_samples
+
+    cfg, generator, vocab = _load_run(args.run, args.device)
+    torch.manual_seed(args.seed)
+    samples = _generate(generator, vocab, args.n, args.temperature)
+    if vocab is None:  # synthetic: references are held-out oracle samples, tokens are ids
+        oracle = build_oracle(cfg.data).to(samples.device)
+        test = oracle_samples(oracle, cfg.data.num_test, cfg.data.data_seed + 1).to(samples.device)
+        hypotheses, references = samples.tolist(), test.tolist()
+        result = {"nll_oracle": nll_oracle(oracle, samples)}
+    else:
+        test = load_corpus(cfg.data).test.to(samples.device)
+        hypotheses = [vocab.decode(row) for row in samples.tolist()]
+        references = [vocab.decode(row) for row in test.tolist()]
+        result = {}
+    result["nll_test"] = nll_test(generator, test, temperature=args.temperature, masked=vocab is not None)
+    for n in (2, 3, 4, 5):
+        result[f"bleu{n}"] = bleu(references, hypotheses, n)
+    for n in (2, 3, 4, 5):
+        result[f"self_bleu{n}"] = self_bleu(hypotheses, n)
+    result.update(samples=len(hypotheses), references=len(references), temperature=args.temperature)
+    print(f"run {args.run}: {len(hypotheses)} samples at temperature {args.temperature:g} against "
+          f"{len(references)} held-out references")
+    for key, value in result.items():
+        if isinstance(value, float) and key != "temperature":
+            print(f"  {key:12} {value:.4f}")
+    if args.json:
+        print(json.dumps(result))
     return 0
 
 
@@ -305,19 +378,9 @@ def cmd_inspect(args) -> int:
 
 
 def read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file; errors name the file (and line) and say what is wrong."""
-    if not path.is_file():
-        raise SeqGANError(f"file not found: {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
-        raise SeqGANError(f"{path}: no sequences (the file is empty)")
-    return lines
+    from .data import read_lines as read
+
+    return read(path)
 
 
 def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
@@ -447,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (DIR/tensorboard)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic CUDA kernels where available (CPU runs are reproducible anyway)")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="train on a UTF-8 text file, one sequence a line (default: the synthetic oracle task)")
+    p.add_argument("--tokenize", default=None, choices=("char", "word"), help="corpus tokens (default: char)")
     p.add_argument("--method", default=None, choices=METHODS,
                    help="what trains G after MLE pre-training: seqgan (default) or a baseline (= --set schedule.method=...)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
@@ -474,6 +540,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="BLEU-2..5, Self-BLEU-2..5, NLL-test (and NLL-oracle) of a run's samples")
+    p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
+    p.add_argument("--n", type=_positive_int, default=2000, help="generated sequences (default 2000)")
+    p.add_argument("--temperature", type=_positive_float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
+    p.add_argument("--json", action="store_true", help="last stdout line: all numbers as JSON")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("plot", help="PNG learning curves (NLL, losses, D accuracy) from a run's metrics log")
     p.add_argument("run", help="run directory written by `seqgan train`")

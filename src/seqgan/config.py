@@ -18,7 +18,8 @@ class SeqGANError(Exception):
 
 @dataclass
 class DataConfig:
-    """The synthetic task: real data are samples of an oracle LSTM."""
+    """The synthetic task (real data are samples of an oracle LSTM), or with ``corpus`` a text file
+    (data.py): then vocab_size, seq_len and start_token are set from the corpus when the run starts."""
 
     oracle: str = "paper"  # "paper" (the authors' shipped parameters) or "random" (N(0,1) from oracle_seed)
     vocab_size: int = 5000
@@ -30,6 +31,14 @@ class DataConfig:
     data_seed: int = 88  # seeds the oracle samples (train / test), fixed across run seeds
     num_train: int = 10_000  # oracle samples = the real data S
     num_test: int = 10_000  # held-out oracle samples for NLL-test, never trained on
+    corpus: str = ""  # a UTF-8 text file, one sequence a line ("" = the synthetic oracle task)
+    tokenize: str = "char"  # corpus tokens: char | word (whitespace-separated)
+    max_len: int = 0  # corpus tokens per sequence before EOS; 0 = the longest line
+    truncate: bool = False  # cut (and count) longer lines instead of stopping with an error
+    min_freq: int = 1  # rarer corpus tokens become <unk>
+    max_vocab: int = 0  # vocabulary size cap, specials included (0 = none)
+    valid_fraction: float = 0.1  # held-out corpus lines (split seeded by data_seed)
+    test_fraction: float = 0.1
 
 
 @dataclass
@@ -172,7 +181,15 @@ class Config:
                 raise SeqGANError(f"{name} must be >= 0, got {value}")
         if d.oracle not in ("paper", "random"):
             raise SeqGANError(f"data.oracle must be 'paper' or 'random', got {d.oracle!r}")
-        if d.oracle == "paper" and (d.vocab_size, d.emb_dim, d.hidden_dim) != (5000, 32, 32):
+        if d.tokenize not in ("char", "word"):
+            raise SeqGANError(f"data.tokenize must be char or word, got {d.tokenize!r}")
+        if not (0 <= d.valid_fraction < 1 and 0 <= d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1):
+            raise SeqGANError("data.valid_fraction and data.test_fraction must be in [0, 1) with a sum below 1")
+        if min(d.max_len, d.min_freq, d.max_vocab) < 0:
+            raise SeqGANError("data.max_len, data.min_freq and data.max_vocab must be >= 0")
+        if d.corpus and s.method == "pg_bleu":
+            raise SeqGANError("pg_bleu is implemented for the synthetic task (equal-length sequences) only")
+        if not d.corpus and d.oracle == "paper" and (d.vocab_size, d.emb_dim, d.hidden_dim) != (5000, 32, 32):
             raise SeqGANError(
                 "the paper oracle has vocab_size 5000, emb_dim 32, hidden_dim 32; "
                 "use --set data.oracle=random for other sizes")

@@ -182,7 +182,11 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
     path = out / "experiment.json"
     if path.is_file():
         held = json.loads(path.read_text())
-        if held.get("experiment") != name or held.get("config") != json.loads(json.dumps(record["config"])):
+        try:  # through the current Config, so fields added since it was written take their defaults
+            held_config = Config.from_dict(held.get("config", {})).to_dict()
+        except SeqGANError:
+            held_config = None
+        if held.get("experiment") != name or held_config != base.to_dict():
             raise SeqGANError(f"{out} holds a different experiment or config ({held.get('experiment')}); "
                               "choose another --out")
         _say(f"continuing the experiment in {out}")
@@ -235,16 +239,34 @@ def _summarise(runs: list[dict], variants: list[Variant]) -> dict:
     return summary
 
 
+def oracle_at_test(sweep: list[dict], target: float) -> float | None:
+    """NLL-oracle where a method's temperature sweep reaches NLL-test = ``target`` (linear
+    interpolation between sweep points; None outside the sweep's range)."""
+    points = sorted((p["nll_test"], p["nll_oracle"]) for p in sweep)
+    for (t0, o0), (t1, o1) in zip(points, points[1:]):
+        if t0 <= target <= t1:
+            return o0 if t1 == t0 else o0 + (o1 - o0) * (target - t0) / (t1 - t0)
+    return None
+
+
 def markdown_table(result: dict, variants: list[Variant]) -> str:
     summary, seeds = result["summary"], result["seeds"]
-    lines = [f"NLL-oracle and NLL-test (nats/token, mean ± std over {seeds} seed(s), temperature 1)", "",
-             "| method | NLL-oracle | NLL-test | paper NLL-oracle |", "|---|---|---|---|"]
+    reference = summary.get("mle") or next(iter(summary.values()))
+    target = reference["nll_test"]
+    ref_name = "MLE" if "mle" in summary else LABELS.get(next(iter(summary)), next(iter(summary)))
+    lines = [f"NLL-oracle and NLL-test (nats/token, mean ± std over {seeds} seed(s), temperature 1). Last "
+             f"column: NLL-oracle at the same diversity — where the method's temperature sweep reaches "
+             f"NLL-test {target:.3f} ({ref_name} at temperature 1; interpolated, – outside the sweep)", "",
+             "| method | NLL-oracle | NLL-test | paper NLL-oracle | NLL-oracle at equal NLL-test |",
+             "|---|---|---|---|---|"]
     for v in variants:
         row = summary.get(v.name)
         if row:
             paper = f"{v.paper:.3f}" if v.paper is not None else "–"
+            matched = oracle_at_test(row["temperatures"], target)
             lines.append(f"| {LABELS.get(v.name, v.name)} | {row['nll_oracle']:.3f} ± {row['nll_oracle_std']:.3f} "
-                         f"| {row['nll_test']:.3f} ± {row['nll_test_std']:.3f} | {paper} |")
+                         f"| {row['nll_test']:.3f} ± {row['nll_test_std']:.3f} | {paper} | "
+                         f"{'–' if matched is None else f'{matched:.3f}'} |")
     temps = [t["temperature"] for t in next(iter(summary.values()))["temperatures"]]
     lines += ["", "Temperature sweep: NLL-oracle / NLL-test (mean over seeds); lower is better for both", "",
               "| method | " + " | ".join(f"τ={t:g}" for t in temps) + " |", "|---|" + "---|" * len(temps)]

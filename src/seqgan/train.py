@@ -33,6 +33,7 @@ from .checkpoint import CHECKPOINT_NAME, save_checkpoint
 from .config import Config, SeqGANError
 from .discriminator import Discriminator
 from .generator import Generator
+from .data import BOS, VOCAB_NAME, Corpus, eos_mask, load_corpus, pad_after_eos, token_mean
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_samples
 from .rollout import RolloutPolicy, rollout_rewards
@@ -114,7 +115,7 @@ def _my_rows(batch_rows: int) -> tuple[slice, float]:
 
 
 def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torch.Tensor,
-              batch_size: int, grad_clip: float, step: int = 0) -> float:
+              batch_size: int, grad_clip: float, step: int = 0, masked: bool = False) -> float:
     """One epoch of teacher-forced maximum likelihood (mean token NLL); returns the mean loss.
     Losses are summed on the device and read once per epoch (no per-batch GPU sync). Data-parallel:
     each rank's share of every batch, gradients summed over ranks (see dist.py)."""
@@ -127,7 +128,7 @@ def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torc
         mine, weight = _my_rows(len(batch))
         optimizer.zero_grad(set_to_none=True)
         if weight > 0:
-            loss = -generator.log_prob(batch[mine]).mean()
+            loss = -token_mean(generator.log_prob(batch[mine]), batch[mine], masked)
             (loss * weight if weight != 1.0 else loss).backward()
             total += loss.detach() * weight if weight != 1.0 else loss.detach()
         dist.sum_gradients(generator)
@@ -248,24 +249,45 @@ def discriminator_epochs(discriminator: Discriminator, optimizer: torch.optim.Op
     return loss_sum.item() / max(batches, 1), correct.item() / len(tokens)
 
 
-def sample_shared(generator: Generator, n: int, chunk: int) -> torch.Tensor:
+def sample_shared(generator: Generator, n: int, chunk: int, masked: bool = False) -> torch.Tensor:
     """``n`` samples [n, T] from noise drawn for all n rows at once; data-parallel ranks each
-    sample their share of the rows and all-gather, so every rank gets what one process gets."""
+    sample their share of the rows and all-gather, so every rank gets what one process gets.
+    ``masked`` (corpus data): PAD after each first EOS."""
     weight = generator.out.weight
     uniforms = torch.rand(n, generator.seq_len, device=weight.device, dtype=weight.dtype)
     mine = dist.share(n)
-    return dist.gather_rows(generator.sample(mine.stop - mine.start, chunk=chunk, uniforms=uniforms[mine]), n)
+    tokens = dist.gather_rows(generator.sample(mine.stop - mine.start, chunk=chunk, uniforms=uniforms[mine]), n)
+    return pad_after_eos(tokens) if masked else tokens
 
 
-def rollout_shared(policy: Generator, reward, seqs: torch.Tensor, num_rollouts: int, chunk: int) -> torch.Tensor:
+def rollout_shared(policy: Generator, reward, seqs: torch.Tensor, num_rollouts: int, chunk: int,
+                   masked: bool = False) -> torch.Tensor:
     """`rollout_rewards` of ``seqs`` with noise drawn for the whole batch; data-parallel ranks each
-    roll out their share of the sequences and all-gather the Q-values."""
+    roll out their share of the sequences and all-gather the Q-values. ``masked`` (corpus data):
+    completions are scored with PAD after their first EOS, as real sequences look."""
+    if masked:
+        given = reward
+        score = (lambda tokens: given.prob_real(tokens, chunk)) if isinstance(given, Discriminator) else given
+        reward = lambda tokens: score(pad_after_eos(tokens))  # noqa: E731
     batch, length = seqs.shape
     weight = policy.out.weight
     uniforms = torch.rand(num_rollouts, length - 1, batch, length, device=weight.device, dtype=weight.dtype)
     mine = dist.share(batch)
     q = rollout_rewards(policy, reward, seqs[mine], num_rollouts, uniforms=uniforms[:, :, mine], chunk=chunk)
     return dist.gather_rows(q, batch)
+
+
+def resolve_corpus(cfg: Config) -> Corpus:
+    """Load ``data.corpus`` and fit the config to it: vocab_size, seq_len (max_len + 1 for EOS),
+    start_token = BOS, and discriminator filters no wider than seq_len (wider ones are dropped)."""
+    corpus = load_corpus(cfg.data)
+    d, dis = cfg.data, cfg.discriminator
+    d.vocab_size, d.seq_len, d.start_token = len(corpus.vocab), corpus.seq_len, BOS
+    d.num_train, d.num_test = len(corpus.train), max(len(corpus.test), 1)
+    kept = [(k, n) for k, n in zip(dis.filter_sizes, dis.num_filters) if k <= d.seq_len]
+    dis.filter_sizes, dis.num_filters = tuple(k for k, _ in kept), tuple(n for _, n in kept)
+    cfg.validate()
+    return corpus
 
 
 def write_tokens(path: Path, tokens: torch.Tensor) -> None:
@@ -371,7 +393,7 @@ def set_rng_state(state: dict) -> None:
 
 def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None = None,
           should_stop=lambda: False) -> list[dict]:
-    """Algorithm 1 on the synthetic oracle task; returns the metrics records.
+    """Algorithm 1 on the synthetic oracle task, or on ``data.corpus``; returns the metrics records.
 
     A checkpoint is written after each completed step (MLE epoch, D pre-training round,
     adversarial step) once ``run.checkpoint_seconds`` have passed since the last, and at the end
@@ -383,9 +405,12 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     started = time.perf_counter()
     run_dir = Path(run_dir)
     main = dist.is_main()  # data-parallel: rank 0 alone writes files
+    corpus = resolve_corpus(cfg) if cfg.data.corpus else None
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if corpus is not None:
+            corpus.vocab.save(run_dir / VOCAB_NAME)
     log = (RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0,
                   tensorboard=cfg.run.tensorboard) if main else _NoLog())
     device = resolve_device(cfg.run.device)
@@ -394,11 +419,16 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     d, g, dis, s = cfg.data, cfg.generator, cfg.discriminator, cfg.schedule
     chunk = cfg.run.sample_batch
 
-    # The real data S and the held-out test set: oracle samples from a fixed data seed.
-    oracle = build_oracle(d)
-    real = oracle_samples(oracle, d.num_train, d.data_seed, chunk).to(device)
-    test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
-    oracle.to(device)
+    # The real data S and the held-out test set: oracle samples from a fixed data seed, or the
+    # corpus's train and test splits (then there is no oracle, and sequences end at EOS).
+    if corpus is None:
+        oracle = build_oracle(d)
+        real = oracle_samples(oracle, d.num_train, d.data_seed, chunk).to(device)
+        test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
+        oracle.to(device)
+    else:
+        oracle, real, test = None, corpus.train.to(device), corpus.test.to(device)
+    masked = corpus is not None
 
     seed_everything(cfg.run.seed)
     generator = build_generator(cfg).to(device)
@@ -448,14 +478,21 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         return done_step + 1 if phase == done_phase else 1
 
     def eval_record(phase: str, step: int, **values) -> None:
-        samples = sample_shared(generator, s.num_eval, chunk)
-        if main:
+        samples = sample_shared(generator, s.num_eval, chunk, masked)
+        if not main:
+            return
+        if corpus is None:
             log.write(phase, step, nll_oracle=nll_oracle(oracle, samples, chunk),
                       nll_test=nll_test(generator, test, chunk), **values)
             write_tokens(run_dir / "samples.txt", samples)  # the latest evaluation's samples
+        else:
+            log.write(phase, step, nll_test=nll_test(generator, test, chunk, masked=True), **values)
+            lines = (corpus.vocab.text(row) for row in samples.tolist())
+            (run_dir / "samples.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def negatives_and_positives(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        negatives = sample_shared(generator, n, chunk)
+        n = min(n, len(real))  # D sees as many generated sequences as real ones
+        negatives = sample_shared(generator, n, chunk, masked)
         positives = real if n >= len(real) else real[torch.randperm(len(real), device=device)[:n]]
         return positives, negatives
 
@@ -469,7 +506,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
 
     # 1. MLE pre-training.
     for epoch in _bar(range(first_step("mle"), mle_epochs + 1), "MLE pre-training", progress):
-        loss = mle_epoch(generator, mle_opt, real, g.batch_size, g.grad_clip, epoch)
+        loss = mle_epoch(generator, mle_opt, real, g.batch_size, g.grad_clip, epoch, masked)
         if epoch % s.mle_eval_every == 0 or epoch == mle_epochs:
             eval_record("mle", epoch, g_loss=loss)
         else:
@@ -493,12 +530,14 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
             if method == "scheduled_sampling":
                 sample_prob = sampling_probability(step, section.start_prob, section.increase_per_step)
             loss = supervised_updates(generator, mle_opt, real, s.g_steps * section.updates_per_g_step,
-                                      g.batch_size, g.grad_clip, sample_prob or 0.0)
+                                      g.batch_size, g.grad_clip, sample_prob or 0.0, masked)
             g_loss = _check_finite(loss, "generator " + method, "adversarial", step)
         for _ in range(s.g_steps if method in ("seqgan", "pg_bleu") else 0):
-            seqs = sample_shared(generator, g.batch_size, chunk)
+            seqs = sample_shared(generator, g.batch_size, chunk, masked)
             reward = discriminator if method == "seqgan" else bleu_reward
-            rewards = rollout_shared(rollout.module, reward, seqs, s.rollout_num, chunk)
+            rewards = rollout_shared(rollout.module, reward, seqs, s.rollout_num, chunk, masked)
+            if masked:  # no credit for positions after the sequence ended
+                rewards = rewards * eos_mask(seqs)
             g_loss = policy_gradient_step(generator, adv_opt, seqs, rewards, g.grad_clip, step)
             mean_reward = rewards.mean().item()
         rollout.update()

@@ -1,0 +1,171 @@
+"""Real data: text files of sequences -> vocabulary -> padded token tensors, and back.
+
+A corpus is a UTF-8 text file with one sequence a line (blank lines skipped), tokenised by
+character or by whitespace-separated word. Token ids: 0 PAD, 1 BOS (the generator's start
+token), 2 EOS, 3 UNK, then the corpus's tokens by falling frequency (ties by first appearance).
+Each sequence becomes its tokens + EOS, padded with PAD to ``seq_len = max_len + 1``, so every
+real sequence ends with EOS. Generated sequences get the same layout: everything after their
+first EOS is replaced by PAD (`pad_after_eos`), and losses count positions up to and including
+the first EOS (`eos_mask`); the discriminator sees real and generated sequences padded alike.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import DataConfig, SeqGANError
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+VOCAB_NAME = "vocab.json"
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; errors name the file (and line) and say what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqGANError(f"file not found: {path}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise SeqGANError(f"{path}: no sequences (the file is empty)")
+    return lines
+
+
+def tokenize(line: str, how: str) -> list[str]:
+    return list(line.strip()) if how == "char" else line.split()
+
+
+@dataclass
+class Vocab:
+    tokens: list[str]  # id -> token, specials first
+    tokenize: str  # char | word
+
+    def __post_init__(self):
+        self.ids = {token: i for i, token in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def build(cls, sequences: list[list[str]], how: str, min_freq: int = 1, max_size: int = 0) -> Vocab:
+        counts = Counter(token for seq in sequences for token in seq)
+        kept = [t for t, c in sorted(counts.items(), key=lambda tc: -tc[1]) if c >= min_freq]  # stable: ties by first seen
+        if max_size:
+            kept = kept[:max(0, max_size - len(SPECIALS))]
+        return cls(list(SPECIALS) + kept, how)
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        return [self.ids.get(t, UNK) for t in tokens]
+
+    def decode(self, ids: list[int]) -> list[str]:
+        """Tokens up to the first EOS; PAD and BOS dropped."""
+        out = []
+        for i in ids:
+            if i == EOS:
+                break
+            if i not in (PAD, BOS):
+                out.append(self.tokens[i] if 0 <= i < len(self.tokens) else SPECIALS[UNK])
+        return out
+
+    def text(self, ids: list[int]) -> str:
+        return ("" if self.tokenize == "char" else " ").join(self.decode(ids))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps({"tokenize": self.tokenize, "tokens": self.tokens}, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path, vocab_size: int | None = None) -> Vocab:
+        path = Path(path)
+        if not path.is_file():
+            raise SeqGANError(f"vocabulary file missing: {path} (the run was trained on a corpus and needs it)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            vocab = cls(list(data["tokens"]), data["tokenize"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise SeqGANError(f"{path}: not a seqgan vocabulary file") from None
+        if vocab_size is not None and len(vocab) != vocab_size:
+            raise SeqGANError(f"{path} has {len(vocab)} tokens but the run's model has {vocab_size}: "
+                              "the vocabulary does not belong to this run")
+        return vocab
+
+
+@dataclass
+class Corpus:
+    vocab: Vocab
+    train: torch.Tensor  # [N, seq_len] token ids, EOS then PAD after each sequence
+    valid: torch.Tensor
+    test: torch.Tensor
+    truncated: int  # lines cut to max_len (data.truncate)
+
+    @property
+    def seq_len(self) -> int:
+        return self.train.shape[1]
+
+
+def load_corpus(d: DataConfig) -> Corpus:
+    """Read, tokenise, split (seeded by data.data_seed), build the vocabulary on the training
+    split, encode and pad. Lines longer than data.max_len are an error naming the line, or are
+    cut and counted with data.truncate."""
+    path = Path(d.corpus)
+    sequences, truncated = [], 0
+    for number, line in enumerate(read_lines(path), start=1):
+        tokens = tokenize(line, d.tokenize)
+        if not tokens:
+            continue
+        if d.max_len and len(tokens) > d.max_len:
+            if not d.truncate:
+                raise SeqGANError(f"{path}:{number}: {len(tokens)} tokens, more than data.max_len = {d.max_len} "
+                                  "(raise it, or --set data.truncate=true to cut long lines)")
+            tokens, truncated = tokens[:d.max_len], truncated + 1
+        sequences.append(tokens)
+    n = len(sequences)
+    n_test, n_valid = round(n * d.test_fraction), round(n * d.valid_fraction)
+    if n - n_test - n_valid < 1 or (d.test_fraction > 0 and n_test < 1):
+        raise SeqGANError(f"{path}: {n} sequences are too few to split into train / valid / test "
+                          f"({d.valid_fraction:g} / {d.test_fraction:g} of them held out)")
+    order = list(range(n))
+    random.Random(d.data_seed).shuffle(order)
+    test_rows, valid_rows, train_rows = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
+    vocab = Vocab.build([sequences[i] for i in train_rows], d.tokenize, d.min_freq, d.max_vocab)
+    seq_len = (d.max_len or max(map(len, sequences))) + 1
+
+    def encode(rows: list[int]) -> torch.Tensor:
+        out = torch.full((len(rows), seq_len), PAD, dtype=torch.long)
+        for r, i in enumerate(rows):
+            ids = vocab.encode(sequences[i]) + [EOS]
+            out[r, :len(ids)] = torch.tensor(ids)
+        return out
+
+    return Corpus(vocab, encode(train_rows), encode(valid_rows), encode(test_rows), truncated)
+
+
+def eos_mask(tokens: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: positions up to and including each row's first EOS (all, if it has none)."""
+    is_eos = tokens == EOS
+    return (is_eos.cumsum(dim=1) - is_eos.long()) == 0
+
+
+def token_mean(values: torch.Tensor, tokens: torch.Tensor, masked: bool) -> torch.Tensor:
+    """Mean of per-token ``values`` [B, T]; ``masked``: over positions up to each first EOS only."""
+    if not masked:
+        return values.mean()
+    mask = eos_mask(tokens)
+    return (values * mask).sum() / mask.sum()
+
+
+def pad_after_eos(tokens: torch.Tensor) -> torch.Tensor:
+    """A copy of ``tokens`` [..., T] with PAD after the first EOS of each row."""
+    flat = tokens.reshape(-1, tokens.shape[-1])
+    return torch.where(eos_mask(flat), flat, torch.full_like(flat, PAD)).view_as(tokens)

@@ -1,0 +1,152 @@
+"""Real data: vocabulary, corpus splits, EOS/PAD masking in every loss, and any UTF-8 text file end
+to end (train -> sample -> evaluate) with one-line errors for bad files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from seqgan.config import DataConfig, preset
+from seqgan.data import BOS, EOS, PAD, UNK, Vocab, eos_mask, load_corpus, pad_after_eos, token_mean
+from seqgan.generator import Generator
+from seqgan.train import rollout_shared, train
+
+LINES = ["床前明月光", "疑是地上霜", "举头望明月", "低头思故乡", "the cat sat", "a dog ran far away"] * 20
+
+
+def write(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_cli(*args):
+    p = subprocess.run([sys.executable, "-m", "seqgan", *args], capture_output=True, text=True, timeout=180)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_line_error(code, err, *needles):
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("seqgan: error:") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_vocab_specials_frequency_order_unk_and_decode():
+    vocab = Vocab.build([list("abca"), list("ab")], "char", min_freq=2)
+    assert vocab.tokens[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"] and vocab.tokens[4:] == ["a", "b"]
+    assert vocab.encode(list("abcz")) == [4, 5, UNK, UNK]
+    assert vocab.decode([BOS, 4, 5, EOS, 4]) == ["a", "b"] and vocab.text([4, 5, EOS, PAD]) == "ab"
+    assert len(Vocab.build([list("abcdef")], "char", max_size=6)) == 6
+
+
+def test_corpus_split_encoding_and_padding(tmp_path):
+    d = DataConfig(corpus=str(write(tmp_path / "c.txt", [f"line {i}" for i in range(50)] + [""])), tokenize="word")
+    corpus = load_corpus(d)
+    assert (len(corpus.train), len(corpus.valid), len(corpus.test)) == (40, 5, 5)  # blank line skipped
+    assert corpus.seq_len == 3  # 2 words + EOS
+    assert (corpus.train[:, 2] == EOS).all()
+    again = load_corpus(d)  # the split is seeded
+    assert torch.equal(again.test, corpus.test)
+    assert len({tuple(r) for r in corpus.train.tolist()}) == 40  # distinct lines, none lost
+    # the vocabulary comes from the training split only: held-out lines' numbers are <unk>
+    assert all(r[1] == UNK for r in torch.cat([corpus.valid, corpus.test]).tolist())
+
+
+def test_long_lines_error_or_truncate(tmp_path):
+    path = write(tmp_path / "c.txt", ["a b", "a b c d e", "a"] * 10)
+    with pytest.raises(Exception, match=r"c.txt:2: 5 tokens, more than data.max_len = 3"):
+        load_corpus(DataConfig(corpus=str(path), tokenize="word", max_len=3))
+    corpus = load_corpus(DataConfig(corpus=str(path), tokenize="word", max_len=3, truncate=True))
+    assert corpus.truncated == 10 and corpus.seq_len == 4
+
+
+def test_eos_mask_and_padding():
+    tokens = torch.tensor([[5, EOS, 7, 8], [5, 6, 7, 8], [EOS, EOS, 4, 4]])
+    assert eos_mask(tokens).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert pad_after_eos(tokens).tolist() == [[5, EOS, PAD, PAD], [5, 6, 7, 8], [EOS, PAD, PAD, PAD]]
+    values = torch.arange(12.0).view(3, 4)
+    assert token_mean(values, tokens, True).item() == pytest.approx((0 + 1 + 4 + 5 + 6 + 7 + 8) / 7)
+
+
+def test_masked_losses_ignore_positions_after_eos():
+    """Tokens after EOS change neither the masked MLE loss nor (through masking) the rewards'
+    effect; completions are scored padded, as real sequences are."""
+    gen = Generator(12, 6, emb_dim=4, hidden_dim=5, start_token=BOS, init_std=0.5)
+    a = torch.tensor([[5, 6, EOS, 7, 8, 9]])
+    b = torch.tensor([[5, 6, EOS, PAD, PAD, PAD]])
+    assert token_mean(gen.log_prob(a), a, True).item() == pytest.approx(token_mean(gen.log_prob(b), b, True).item())
+    seen = []
+
+    def reward(tokens):
+        seen.append(tokens)
+        return torch.ones(len(tokens))
+
+    q = rollout_shared(gen, reward, b, 2, chunk=64, masked=True)
+    assert q.shape == (1, 6)
+    scored = torch.cat(seen)
+    assert torch.equal(scored, pad_after_eos(scored))  # every completion scored with PAD after its EOS
+
+
+def test_train_on_text_file_end_to_end(tmp_path):
+    """Tiny models on a small Chinese + English file (char tokens): metrics, vocab.json, decoded
+    samples, and `seqgan evaluate` JSON with BLEU / Self-BLEU / NLL-test."""
+    data = write(tmp_path / "poems.txt", LINES)
+    out = tmp_path / "run"
+    code, stdout, err = run_cli("train", "--preset", "tiny", "--data", str(data), "--out", str(out), "--no-progress")
+    assert code == 0, err
+    assert "NLL-test" in stdout and "paper" not in stdout
+    assert json.loads((out / "vocab.json").read_text(encoding="utf-8"))["tokenize"] == "char"
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all("nll_oracle" not in r for r in records) and "nll_test" in records[-1]
+    assert "d_loss" in records[-1]
+    code, stdout, _ = run_cli("sample", "--run", str(out), "--n", "5")
+    assert code == 0 and len(stdout.splitlines()) == 5 and not any(ch.isdigit() for ch in stdout)
+    code, stdout, err = run_cli("evaluate", "--run", str(out), "--n", "50", "--json")
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert set(result) >= {"bleu2", "bleu5", "self_bleu2", "self_bleu5", "nll_test", "samples"}
+    assert 0 <= result["bleu2"] <= 1 and result["samples"] == 50
+
+
+@pytest.mark.parametrize("word", [False, True])
+def test_masked_mle_and_baselines_run_on_text(tmp_path, word):
+    cfg = preset("tiny")
+    cfg.data.corpus = str(write(tmp_path / "c.txt", LINES))
+    cfg.data.tokenize = "word" if word else "char"
+    cfg.schedule.method = "scheduled_sampling"
+    cfg.scheduled_sampling.start_prob = 0.5
+    records = train(cfg, tmp_path / "run", progress=False)
+    assert records[-1]["phase"] == "adversarial" and records[-1]["nll_test"] > 0
+    assert cfg.data.start_token == BOS and cfg.data.seq_len == (6 if word else 19)  # "a dog ran far away" + EOS
+
+
+def test_corpus_errors(tmp_path):
+    empty = write(tmp_path / "empty.txt", ["", "  "])
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(empty), "--out", str(tmp_path / "a"))[::2],
+                   "no sequences")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("ok line\nfine\n".encode() + b"\xff\xfe broken\n")
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(bad), "--out", str(tmp_path / "b"))[::2],
+                   "bad.txt:3:", "UTF-8")
+    long = write(tmp_path / "long.txt", ["a b c"] * 20 + ["a b c d e f"])
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--tokenize", "word", "--out",
+                            str(tmp_path / "c"), "--set", "data.max_len=3")[::2], "long.txt:21:", "data.truncate")
+    one_line_error(*run_cli("train", "--data", "poems", "--out", str(tmp_path / "d"))[::2], "not shipped yet")
+    one_line_error(*run_cli("train", "--data", str(tmp_path / "nope.txt"))[::2], "file not found")
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--method", "pg_bleu",
+                            "--out", str(tmp_path / "e"))[::2], "pg_bleu")
+
+
+def test_sampling_a_run_with_missing_or_foreign_vocabulary(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "--preset", "tiny", "--data", str(write(tmp_path / "c.txt", LINES)), "--out", str(out),
+                   "--no-progress", "--set", "schedule.adv_steps=0", "schedule.d_pretrain_rounds=0")[0] == 0
+    vocab = (out / "vocab.json").read_text(encoding="utf-8")
+    (out / "vocab.json").write_text(json.dumps({"tokenize": "char", "tokens": ["<pad>", "x"]}))
+    one_line_error(*run_cli("sample", "--run", str(out), "--n", "2")[::2], "does not belong to this run")
+    (out / "vocab.json").unlink()
+    one_line_error(*run_cli("sample", "--run", str(out), "--n", "2")[::2], "vocabulary file missing")
+    (out / "vocab.json").write_text(vocab, encoding="utf-8")
+    assert run_cli("sample", "--run", str(out), "--n", "2")[0] == 0
