@@ -133,7 +133,7 @@ def test_corpus_errors(tmp_path):
     long = write(tmp_path / "long.txt", ["a b c"] * 20 + ["a b c d e f"])
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--tokenize", "word", "--out",
                             str(tmp_path / "c"), "--set", "data.max_len=3")[::2], "long.txt:21:", "data.truncate")
-    one_line_error(*run_cli("train", "--data", "poems", "--out", str(tmp_path / "d"))[::2], "not shipped yet")
+    one_line_error(*run_cli("train", "--data", "ptb", "--out", str(tmp_path / "d"))[::2], "not shipped yet")
     one_line_error(*run_cli("train", "--data", str(tmp_path / "nope.txt"))[::2], "file not found")
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--method", "pg_bleu",
                             "--out", str(tmp_path / "e"))[::2], "pg_bleu")
@@ -150,3 +150,29 @@ def test_sampling_a_run_with_missing_or_foreign_vocabulary(tmp_path):
     one_line_error(*run_cli("sample", "--run", str(out), "--n", "2")[::2], "vocabulary file missing")
     (out / "vocab.json").write_text(vocab, encoding="utf-8")
     assert run_cli("sample", "--run", str(out), "--n", "2")[0] == 0
+
+
+def test_gzip_corpus_and_bad_gzip(tmp_path):
+    import gzip
+
+    path = tmp_path / "c.txt.gz"
+    path.write_bytes(gzip.compress("\n".join(LINES).encode("utf-8")))
+    corpus = load_corpus(DataConfig(corpus=str(path)))
+    assert len(corpus.train) + len(corpus.valid) + len(corpus.test) == len(LINES)
+    broken = tmp_path / "broken.txt.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(Exception, match="not a readable gzip file"):
+        load_corpus(DataConfig(corpus=str(broken)))
+
+
+def test_shipped_poems_corpus():
+    """The packaged quatrains (scripts/build_poems.py): pinned file, 16,805 poems of 20 characters."""
+    import hashlib
+
+    from seqgan.data import corpus_path
+
+    path = corpus_path("poems")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == "fa7566e9dc010c3f13507ef7a91e7f362c248a31abfd73add17127edcde4cd0f"
+    corpus = load_corpus(DataConfig(corpus="poems"))
+    assert len(corpus.train) + len(corpus.valid) + len(corpus.test) == 16_805
+    assert corpus.seq_len == 21 and (corpus.train[:, 20] == EOS).all()

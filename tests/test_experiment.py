@@ -93,9 +93,29 @@ def test_strategies_tiny(tmp_path):
 
 
 def test_oracle_at_test_interpolates_along_the_sweep():
-    from seqgan.experiment import oracle_at_test
+    from seqgan.experiment import value_at as oracle_at_test
 
     sweep = [{"nll_test": 9.0, "nll_oracle": 7.0}, {"nll_test": 8.0, "nll_oracle": 9.0}, {"nll_test": 8.5, "nll_oracle": 8.0}]
     assert oracle_at_test(sweep, 8.25) == pytest.approx(8.5)
     assert oracle_at_test(sweep, 9.0) == pytest.approx(7.0)
     assert oracle_at_test(sweep, 7.9) is None
+
+
+def test_realdata_tiny_on_a_text_file(tmp_path, capsys):
+    """MLE vs SeqGAN on a small text file: BLEU / Self-BLEU / NLL-test per run and per temperature,
+    the table and both plots."""
+    data = tmp_path / "c.txt"
+    data.write_text("\n".join(["the cat sat on the mat", "a dog ran", "the dog sat", "a cat ran far"] * 25) + "\n")
+    out = tmp_path / "exp"
+    assert main(["experiment", "realdata", "--dataset", str(data), "--tokenize", "word", "--preset", "tiny",
+                 "--seeds", "2", "--out", str(out), "--no-progress", "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(last["summary"]) == {"mle", "seqgan"}
+    result = json.loads((out / "realdata.json").read_text())
+    for r in result["runs"]:
+        assert 0 <= r["bleu2"] <= 1 and 0 <= r["self_bleu2"] <= 1 and r["nll_test"] > 0
+        assert {"bleu4", "self_bleu4", "nll_test"} <= set(r["temperatures"][0])
+        assert (out / r["samples"]).read_text().strip()
+    assert "| Self-BLEU-2 |" in (out / "realdata.md").read_text()
+    assert (out / "realdata_quality_diversity.png").is_file()
+    assert main(["experiment", "table1", "--dataset", str(data), "--out", str(tmp_path / "x")]) == 1

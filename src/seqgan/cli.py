@@ -15,7 +15,7 @@ import torch
 from . import __version__
 from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
 
-NAMED_CORPORA = ("poems", "ptb", "shakespeare", "music")
+PLANNED_CORPORA = ("ptb", "shakespeare", "music")  # named in the real-data issue, not shipped yet
 
 
 def _positive_int(text: str) -> int:
@@ -55,12 +55,19 @@ def _config_from_args(args) -> Config:
     if getattr(args, "method", None) is not None:
         cfg.schedule.method = args.method
     if getattr(args, "data", None) is not None:
+        from .data import NAMED_CORPORA, corpus_path
+
         if args.data in NAMED_CORPORA:
+            if not corpus_path(args.data).is_file():
+                raise SeqGANError(f"--data {args.data}: the packaged corpus file is missing ({corpus_path(args.data)})")
+            cfg.data.corpus = args.data
+        elif args.data in PLANNED_CORPORA:
             raise SeqGANError(f"--data {args.data}: this corpus is not shipped yet; pass the path of a UTF-8 text file "
                               "(one sequence a line)")
-        if not Path(args.data).is_file():
+        elif not Path(args.data).is_file():
             raise SeqGANError(f"--data {args.data}: file not found")
-        cfg.data.corpus = str(Path(args.data).resolve())
+        else:
+            cfg.data.corpus = str(Path(args.data).resolve())
     if getattr(args, "tokenize", None) is not None:
         cfg.data.tokenize = args.tokenize
     _apply_run_flags(cfg, args)
@@ -215,10 +222,17 @@ def cmd_experiment(args) -> int:
 
     if args.name not in EXPERIMENTS:
         raise SeqGANError(f"unknown experiment {args.name!r} (choose from: {', '.join(EXPERIMENTS)})")
-    args.method = None
+    args.method, args.data = None, args.dataset
+    if (args.name == "realdata") != (args.dataset is not None):
+        raise SeqGANError("--dataset is required by the realdata experiment and taken by no other")
     cfg = _config_from_args(args)
     resolve_device(cfg.run.device)
-    out = Path(args.out) if args.out else Path("runs") / f"experiment-{args.name}-{args.preset}"
+    if cfg.data.corpus:
+        from .train import resolve_corpus
+
+        resolve_corpus(Config.from_dict(cfg.to_dict()))  # a bad corpus stops here
+    label = f"{args.name}-{Path(args.dataset).stem}" if args.dataset else args.name
+    out = Path(args.out) if args.out else Path("runs") / f"experiment-{label}-{args.preset}"
     hint = f"stopped; continue with the same command: seqgan experiment {args.name} --out {out} ..."
     result = _interruptible(lambda stop: run_experiment(args.name, cfg, args.seeds, out, _progress(args), stop), hint)
     if isinstance(result, int):
@@ -519,8 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("experiment", help="many runs, one table: table1 (the paper's Table 1) | strategies (Figure 3)")
-    p.add_argument("name", help="table1 | strategies")
+    p = sub.add_parser("experiment", help="many runs, one table: table1 (the paper's Table 1) | strategies "
+                                          "(Figure 3) | realdata (MLE vs SeqGAN on a corpus)")
+    p.add_argument("name", help="table1 | strategies | realdata")
+    p.add_argument("--dataset", default=None, metavar="poems|FILE", help="realdata: a shipped corpus or a text file")
+    p.add_argument("--tokenize", default=None, choices=("char", "word"), help="realdata: corpus tokens (default: char)")
     p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes of every run (default: quick)")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per method: run.seed, run.seed+1, ... (default 3)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default: the preset's, 88)")

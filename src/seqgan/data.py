@@ -11,6 +11,7 @@ the first EOS (`eos_mask`); the discriminator sees real and generated sequences 
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from collections import Counter
@@ -24,6 +25,15 @@ from .config import DataConfig, SeqGANError
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_NAME = "vocab.json"
+# Corpora shipped inside the package, by name (see scripts/ for how each was built).
+NAMED_CORPORA = {"poems": "poems.txt.gz"}
+
+
+def corpus_path(name: str) -> Path:
+    """A named corpus's packaged file, or ``name`` itself as a path."""
+    if name in NAMED_CORPORA:
+        return Path(__file__).parent / "data" / NAMED_CORPORA[name]
+    return Path(name)
 
 
 def read_lines(path: Path) -> list[str]:
@@ -32,6 +42,11 @@ def read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise SeqGANError(f"file not found: {path}")
     data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError):
+            raise SeqGANError(f"{path}: not a readable gzip file") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -118,7 +133,7 @@ def load_corpus(d: DataConfig) -> Corpus:
     """Read, tokenise, split (seeded by data.data_seed), build the vocabulary on the training
     split, encode and pad. Lines longer than data.max_len are an error naming the line, or are
     cut and counted with data.truncate."""
-    path = Path(d.corpus)
+    path = corpus_path(d.corpus)
     sequences, truncated = [], 0
     for number, line in enumerate(read_lines(path), start=1):
         tokens = tokenize(line, d.tokenize)

@@ -2,6 +2,7 @@
 
     table1      the paper's Table 1: random, mle, scheduled_sampling, pg_bleu, seqgan × seeds
     strategies  the paper's Figure 3: SeqGAN with four (g-steps, d-steps, k) settings × seeds
+    realdata    MLE vs SeqGAN on a corpus (data.corpus): BLEU and Self-BLEU × seeds
 
 Every run is an ordinary run directory (DIR/runs/NAME-seedS, resumable with `seqgan train
 --resume`). Runs that share a pre-training share it for real: for each seed one run does the
@@ -11,7 +12,8 @@ Re-running the same command continues an interrupted experiment; finished runs a
 
 Each run also gets a temperature sweep of its final generator (Caccia et al., "Language GANs
 Falling Short"): NLL-oracle of samples drawn at temperature τ against NLL-test of the held-out
-oracle samples under the same tempered policy — the quality–diversity picture.
+oracle samples under the same tempered policy — the quality–diversity picture. On a corpus the
+sweep measures BLEU (quality, against the test split) against Self-BLEU (lack of diversity).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import torch
 
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 from .config import Config, SeqGANError, set_field
+from .bleu import bleu, self_bleu
+from .data import Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_samples
 from .train import build_generator, read_metrics, resolve_device, train
@@ -61,7 +65,39 @@ def strategy_variants() -> list[Variant]:
                     "d_pretrain") for panel, (g, d, k) in STRATEGIES.items()]
 
 
-EXPERIMENTS = {"table1": table1_variants, "strategies": strategy_variants}
+# The paper's real-data results (Tables 2-4): the metric and its MLE / SeqGAN values, by corpus.
+PAPER_REALDATA = {"poems": ("bleu2", {"mle": 0.667, "seqgan": 0.739})}
+
+
+def realdata_variants(corpus: str = "") -> list[Variant]:
+    paper = PAPER_REALDATA.get(corpus, ("", {}))[1]
+    return [Variant(m, {"schedule.method": m}, "mle", paper.get(m)) for m in ("mle", "seqgan")]
+
+
+EXPERIMENTS = {"table1": table1_variants, "strategies": strategy_variants, "realdata": realdata_variants}
+
+
+@dataclass
+class Measures:
+    """What an experiment reports: table columns (label, key), the quality–diversity plot's axes,
+    and the metrics-log key of its learning curves."""
+    columns: list[tuple[str, str]]
+    x: tuple[str, str]  # (key, axis label)
+    y: tuple[str, str]
+    curve: str
+
+
+SYNTHETIC = Measures([("NLL-oracle", "nll_oracle"), ("NLL-test", "nll_test")],
+                     ("nll_test", "NLL-test (held-out oracle samples; lower = more coverage)"),
+                     ("nll_oracle", "NLL-oracle (generated samples; lower = higher quality)"), "nll_oracle")
+CORPUS = Measures([("BLEU-2", "bleu2"), ("Self-BLEU-2", "self_bleu2"), ("BLEU-4", "bleu4"),
+                   ("Self-BLEU-4", "self_bleu4"), ("NLL-test", "nll_test")],
+                  ("self_bleu2", "Self-BLEU-2 of the samples (lower = more diverse)"),
+                  ("bleu2", "BLEU-2 against the test split (higher = higher quality)"), "nll_test")
+
+
+def measures(cfg: Config) -> Measures:
+    return CORPUS if cfg.data.corpus else SYNTHETIC
 
 
 def _say(message: str) -> None:
@@ -121,19 +157,44 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
             return rows
     device = resolve_device(cfg.run.device)
     d, chunk = cfg.data, cfg.run.sample_batch
-    oracle = build_oracle(d)
-    test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
-    oracle.to(device)
     generator = build_generator(cfg).to(device)
     generator.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_NAME)[1]["generator"])
     generator.eval()
     torch.manual_seed(cfg.run.seed)
+    if d.corpus:
+        rows = _corpus_sweep(cfg, generator, run_dir, temperatures)
+        cache.write_text(json.dumps(rows, indent=1) + "\n")
+        return rows
+    oracle = build_oracle(d)
+    test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
+    oracle.to(device)
     rows = []
     for tau in temperatures:
         samples = generator.sample(cfg.schedule.num_eval, temperature=tau, chunk=chunk)
         rows.append({"temperature": tau, "nll_oracle": nll_oracle(oracle, samples, chunk),
                      "nll_test": nll_test(generator, test, chunk, temperature=tau)})
     cache.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def _corpus_sweep(cfg: Config, generator, run_dir: Path, temperatures) -> list[dict]:
+    """BLEU-2..4 of SAMPLES_KEPT samples against the test split, their Self-BLEU-2..4, and NLL-test,
+    at each temperature."""
+    corpus = load_corpus(cfg.data)
+    vocab = Vocab.load(run_dir / "vocab.json", cfg.data.vocab_size)
+    device = generator.out.weight.device
+    test = corpus.test.to(device)
+    references = [vocab.decode(row) for row in corpus.test.tolist()]
+    rows = []
+    for tau in temperatures:
+        samples = pad_after_eos(generator.sample(SAMPLES_KEPT, temperature=tau, chunk=cfg.run.sample_batch))
+        hypotheses = [vocab.decode(row) for row in samples.tolist()]
+        row = {"temperature": tau}
+        for n in (2, 3, 4):
+            row[f"bleu{n}"] = bleu(references, hypotheses, n)
+            row[f"self_bleu{n}"] = self_bleu(hypotheses, n)
+        row["nll_test"] = nll_test(generator, test, cfg.run.sample_batch, temperature=tau, masked=True)
+        rows.append(row)
     return rows
 
 
@@ -146,7 +207,10 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
     plt = _pyplot()  # fail now, not after hours of training
     out = Path(out)
     _check_experiment_dir(out, name, base)
-    variants = EXPERIMENTS[name]()
+    if (name == "realdata") != bool(base.data.corpus):
+        raise SeqGANError("the realdata experiment needs a corpus (--dataset), the others the synthetic task")
+    variants = realdata_variants(base.data.corpus) if name == "realdata" else EXPERIMENTS[name]()
+    m = measures(base)
     runs = []
     total = seeds * len(variants)
     for i in range(seeds):
@@ -166,13 +230,13 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
                 start = shared[variant.after]
             _say(f"[{len(runs) + 1}/{total}] {variant.name}, seed {seed}")
             _run(cfg, run_dir, progress, should_stop, start, variant.after or "mle")
-            runs.append(_collect(cfg, variant, seed, run_dir, out))
+            runs.append(_collect(cfg, variant, seed, run_dir, out, m))
     result = {"experiment": name, "seeds": seeds, "config": base.to_dict(), "runs": runs,
-              "summary": _summarise(runs, variants)}
+              "summary": _summarise(runs, variants, m)}
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{name}.md").write_text(markdown_table(result, variants))
-    _plot_learning_curves(plt, runs, variants, out / f"{name}_learning_curves.png", base)
-    _plot_quality_diversity(plt, result["summary"], variants, out / f"{name}_quality_diversity.png")
+    (out / f"{name}.md").write_text(markdown_table(result, variants, m))
+    _plot_learning_curves(plt, runs, variants, out / f"{name}_learning_curves.png", base, m)
+    _plot_quality_diversity(plt, result["summary"], variants, out / f"{name}_quality_diversity.png", m)
     return result
 
 
@@ -198,18 +262,21 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
         raise SeqGANError(f"cannot write to {out}: {e.strerror or e}") from None
 
 
-def _collect(cfg: Config, variant: Variant, seed: int, run_dir: Path, out: Path) -> dict:
-    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if "nll_oracle" in r]
+def _collect(cfg: Config, variant: Variant, seed: int, run_dir: Path, out: Path, m: Measures) -> dict:
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if m.curve in r]
     final = records[-1]
     samples = out / "samples" / f"{variant.name}-seed{seed}.txt"
     samples.parent.mkdir(exist_ok=True)
-    lines = (run_dir / "samples.txt").read_text().splitlines()[:SAMPLES_KEPT]
-    samples.write_text("\n".join(lines) + "\n")
-    curve = [{"x": _curve_x(r, cfg), "nll_oracle": r["nll_oracle"], "nll_test": r["nll_test"]}
-             for r in records if r["phase"] != "d_pretrain"]
-    return {"method": variant.name, "seed": seed, "nll_oracle": final["nll_oracle"], "nll_test": final["nll_test"],
-            "samples": str(samples.relative_to(out)), "run": str(run_dir.relative_to(out)),
-            "elapsed_s": final["elapsed_s"], "temperatures": temperature_sweep(cfg, run_dir), "curve": curve}
+    lines = (run_dir / "samples.txt").read_text(encoding="utf-8").splitlines()[:SAMPLES_KEPT]
+    samples.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    curve = [{"x": _curve_x(r, cfg), m.curve: r[m.curve]} for r in records if r["phase"] != "d_pretrain"]
+    sweep = temperature_sweep(cfg, run_dir)
+    # Reported numbers: the final evaluation's where the log has them, else the sweep's at τ = 1.
+    at_one = next((t for t in sweep if t["temperature"] == 1.0), {})
+    values = {key: final[key] if key in final else at_one[key] for _, key in m.columns}
+    return {"method": variant.name, "seed": seed, **values, "samples": str(samples.relative_to(out)),
+            "run": str(run_dir.relative_to(out)), "elapsed_s": final["elapsed_s"], "temperatures": sweep,
+            "curve": curve}
 
 
 def _curve_x(record: dict, cfg: Config) -> int:
@@ -221,59 +288,60 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _summarise(runs: list[dict], variants: list[Variant]) -> dict:
+def _summarise(runs: list[dict], variants: list[Variant], m: Measures) -> dict:
     summary = {}
     for v in variants:
         mine = [r for r in runs if r["method"] == v.name]
         if not mine:
             continue
-        row = {"n": len(mine), "paper_nll_oracle": v.paper}
-        for key in ("nll_oracle", "nll_test"):
+        row = {"n": len(mine), "paper": v.paper}
+        for _, key in m.columns:
             row[key], row[key + "_std"] = _mean_std([r[key] for r in mine])
         row["temperatures"] = [
             {"temperature": t["temperature"],
-             "nll_oracle": statistics.fmean(r["temperatures"][i]["nll_oracle"] for r in mine),
-             "nll_test": statistics.fmean(r["temperatures"][i]["nll_test"] for r in mine)}
+             **{key: statistics.fmean(r["temperatures"][i][key] for r in mine) for key in t if key != "temperature"}}
             for i, t in enumerate(mine[0]["temperatures"])]
         summary[v.name] = row
     return summary
 
 
-def oracle_at_test(sweep: list[dict], target: float) -> float | None:
-    """NLL-oracle where a method's temperature sweep reaches NLL-test = ``target`` (linear
-    interpolation between sweep points; None outside the sweep's range)."""
-    points = sorted((p["nll_test"], p["nll_oracle"]) for p in sweep)
-    for (t0, o0), (t1, o1) in zip(points, points[1:]):
-        if t0 <= target <= t1:
-            return o0 if t1 == t0 else o0 + (o1 - o0) * (target - t0) / (t1 - t0)
+def value_at(sweep: list[dict], target: float, x: str = "nll_test", y: str = "nll_oracle") -> float | None:
+    """``y`` where a method's temperature sweep reaches ``x`` = ``target`` (linear interpolation
+    between sweep points; None outside the sweep's range). Default: NLL-oracle at an NLL-test."""
+    points = sorted((p[x], p[y]) for p in sweep)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= target <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (target - x0) / (x1 - x0)
     return None
 
 
-def markdown_table(result: dict, variants: list[Variant]) -> str:
+def markdown_table(result: dict, variants: list[Variant], m: Measures = SYNTHETIC) -> str:
     summary, seeds = result["summary"], result["seeds"]
-    reference = summary.get("mle") or next(iter(summary.values()))
-    target = reference["nll_test"]
-    ref_name = "MLE" if "mle" in summary else LABELS.get(next(iter(summary)), next(iter(summary)))
-    lines = [f"NLL-oracle and NLL-test (nats/token, mean ± std over {seeds} seed(s), temperature 1). Last "
-             f"column: NLL-oracle at the same diversity — where the method's temperature sweep reaches "
-             f"NLL-test {target:.3f} ({ref_name} at temperature 1; interpolated, – outside the sweep)", "",
-             "| method | NLL-oracle | NLL-test | paper NLL-oracle | NLL-oracle at equal NLL-test |",
-             "|---|---|---|---|---|"]
+    (x, x_label), (y, _) = m.x, m.y
+    x_name = next(label for label, key in m.columns if key == x)
+    y_name = next(label for label, key in m.columns if key == y)
+    ref_key = "mle" if "mle" in summary else next(iter(summary))
+    target = summary[ref_key][x]
+    lines = [f"Mean ± std over {seeds} seed(s) at temperature 1. Last column: {y_name} at the same "
+             f"{x_name} — where the method's temperature sweep reaches {x_name} {target:.3f} "
+             f"({LABELS.get(ref_key, ref_key)} at temperature 1; interpolated, – outside the sweep)", "",
+             "| method | " + " | ".join(label for label, _ in m.columns) + f" | paper {y_name} | {y_name} at equal {x_name} |",
+             "|---|" + "---|" * (len(m.columns) + 2)]
     for v in variants:
         row = summary.get(v.name)
         if row:
             paper = f"{v.paper:.3f}" if v.paper is not None else "–"
-            matched = oracle_at_test(row["temperatures"], target)
-            lines.append(f"| {LABELS.get(v.name, v.name)} | {row['nll_oracle']:.3f} ± {row['nll_oracle_std']:.3f} "
-                         f"| {row['nll_test']:.3f} ± {row['nll_test_std']:.3f} | {paper} | "
+            matched = value_at(row["temperatures"], target, x, y)
+            cells = " | ".join(f"{row[key]:.3f} ± {row[key + '_std']:.3f}" for _, key in m.columns)
+            lines.append(f"| {LABELS.get(v.name, v.name)} | {cells} | {paper} | "
                          f"{'–' if matched is None else f'{matched:.3f}'} |")
     temps = [t["temperature"] for t in next(iter(summary.values()))["temperatures"]]
-    lines += ["", "Temperature sweep: NLL-oracle / NLL-test (mean over seeds); lower is better for both", "",
+    lines += ["", f"Temperature sweep: {y_name} / {x_name} (mean over seeds)", "",
               "| method | " + " | ".join(f"τ={t:g}" for t in temps) + " |", "|---|" + "---|" * len(temps)]
     for v in variants:
         row = summary.get(v.name)
         if row:
-            cells = " | ".join(f"{t['nll_oracle']:.2f} / {t['nll_test']:.2f}" for t in row["temperatures"])
+            cells = " | ".join(f"{t[y]:.3f} / {t[x]:.3f}" for t in row["temperatures"])
             lines.append(f"| {LABELS.get(v.name, v.name)} | {cells} |")
     return "\n".join(lines) + "\n"
 
@@ -288,22 +356,23 @@ def _pyplot():
     return plt
 
 
-def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: Path, base: Config) -> None:
-    """NLL-oracle against Figure 2's x axis, mean over seeds, one line per variant."""
+def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: Path, base: Config,
+                          m: Measures = SYNTHETIC) -> None:
+    """NLL-oracle (NLL-test on a corpus) against Figure 2's x axis, mean over seeds, one line per variant."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for v in variants:
         curves = [r["curve"] for r in runs if r["method"] == v.name]
         if not curves:
             continue
         xs = sorted(set.intersection(*(set(p["x"] for p in c) for c in curves)))
-        ys = [statistics.fmean(p["nll_oracle"] for c in curves for p in c if p["x"] == x) for x in xs]
+        ys = [statistics.fmean(p[m.curve] for c in curves for p in c if p["x"] == x) for x in xs]
         if len(xs) == 1:  # random: one evaluation, drawn across the chart
             ax.axhline(ys[0], ls=":", color="grey", label=f"{LABELS.get(v.name, v.name)} ({ys[0]:.2f})")
         else:
             ax.plot(xs, ys, marker="o", ms=2.5, lw=1.2, label=LABELS.get(v.name, v.name))
     ax.axvline(base.schedule.mle_epochs, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("MLE epochs, then steps after pre-training (dashed line: end of MLE pre-training)")
-    ax.set_ylabel("NLL-oracle (nats / token)")
+    ax.set_ylabel(("NLL-oracle" if m.curve == "nll_oracle" else "NLL-test") + " (nats / token)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -311,22 +380,24 @@ def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: 
     plt.close(fig)
 
 
-def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: Path) -> None:
-    """NLL-oracle (quality) against NLL-test (diversity / coverage) across temperatures."""
+def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: Path, m: Measures = SYNTHETIC) -> None:
+    """Quality (NLL-oracle; BLEU) against diversity (NLL-test; Self-BLEU) across temperatures."""
+    (x, x_label), (y, y_label) = m.x, m.y
     fig, ax = plt.subplots(figsize=(6.5, 5))
     for v in variants:
         row = summary.get(v.name)
         if not row:
             continue
         t = row["temperatures"]
-        line, = ax.plot([p["nll_test"] for p in t], [p["nll_oracle"] for p in t], marker="o", ms=3,
+        line, = ax.plot([p[x] for p in t], [p[y] for p in t], marker="o", ms=3,
                         label=LABELS.get(v.name, v.name))
         for p in (t[0], t[-1]):
-            ax.annotate(f"τ={p['temperature']:g}", (p["nll_test"], p["nll_oracle"]), fontsize=7,
+            ax.annotate(f"τ={p['temperature']:g}", (p[x], p[y]), fontsize=7,
                         color=line.get_color(), xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("NLL-test (held-out oracle samples; lower = more coverage)")
-    ax.set_ylabel("NLL-oracle (generated samples; lower = higher quality)")
-    ax.set_title("Quality vs diversity across sampling temperatures (lower-left is better)", fontsize=9)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    best = "lower-left" if m is SYNTHETIC else "upper-left"
+    ax.set_title(f"Quality vs diversity across sampling temperatures ({best} is better)", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
