@@ -360,7 +360,7 @@ def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: 
                           m: Measures = SYNTHETIC) -> None:
     """NLL-oracle (NLL-test on a corpus) against Figure 2's x axis, mean over seeds, one line per variant."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for v in variants:
+    for i, v in enumerate(variants):  # colour C{i}: the same method has the same colour in every plot
         curves = [r["curve"] for r in runs if r["method"] == v.name]
         if not curves:
             continue
@@ -369,7 +369,7 @@ def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: 
         if len(xs) == 1:  # random: one evaluation, drawn across the chart
             ax.axhline(ys[0], ls=":", color="grey", label=f"{LABELS.get(v.name, v.name)} ({ys[0]:.2f})")
         else:
-            ax.plot(xs, ys, marker="o", ms=2.5, lw=1.2, label=LABELS.get(v.name, v.name))
+            ax.plot(xs, ys, marker="o", ms=2.5, lw=1.2, color=f"C{i}", label=LABELS.get(v.name, v.name))
     ax.axvline(base.schedule.mle_epochs, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("MLE epochs, then steps after pre-training (dashed line: end of MLE pre-training)")
     ax.set_ylabel(("NLL-oracle" if m.curve == "nll_oracle" else "NLL-test") + " (nats / token)")
@@ -384,12 +384,12 @@ def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: P
     """Quality (NLL-oracle; BLEU) against diversity (NLL-test; Self-BLEU) across temperatures."""
     (x, x_label), (y, y_label) = m.x, m.y
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    for v in variants:
+    for i, v in enumerate(variants):
         row = summary.get(v.name)
         if not row:
             continue
         t = row["temperatures"]
-        line, = ax.plot([p[x] for p in t], [p[y] for p in t], marker="o", ms=3,
+        line, = ax.plot([p[x] for p in t], [p[y] for p in t], marker="o", ms=3, color=f"C{i}",
                         label=LABELS.get(v.name, v.name))
         for p in (t[0], t[-1]):
             ax.annotate(f"τ={p['temperature']:g}", (p[x], p[y]), fontsize=7,
