@@ -14,6 +14,7 @@ import torch
 
 from . import __version__
 from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
+from .data import read_lines
 
 PLANNED_CORPORA = ("ptb", "shakespeare", "music")  # named in the real-data issue, not shipped yet
 
@@ -116,6 +117,15 @@ def _summary(records: list[dict], method: str = "seqgan") -> str:
     return "\n".join(lines)
 
 
+def _check_corpus(cfg: Config) -> None:
+    """Load the run's corpus once up front (on a copy of the config) so a bad file is a one-line
+    error before anything is created."""
+    if cfg.data.corpus:
+        from .train import resolve_corpus
+
+        resolve_corpus(Config.from_dict(cfg.to_dict()))
+
+
 def _progress(args) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
@@ -161,7 +171,7 @@ def cmd_train(args) -> int:
 def _train(args, main: bool) -> int:
     from . import dist
     from .checkpoint import run_checkpoint
-    from .train import resolve_corpus, resolve_device, tensorboard_writer_class, train
+    from .train import resolve_device, tensorboard_writer_class, train
 
     def say(message: str) -> None:
         if main:
@@ -184,8 +194,7 @@ def _train(args, main: bool) -> int:
         args.preset = args.preset or "quick"
         cfg = _config_from_args(args)
     resolve_device(cfg.run.device)  # fail before creating or changing anything
-    if cfg.data.corpus:
-        resolve_corpus(Config.from_dict(cfg.to_dict()))  # a bad corpus file stops here, before the run dir exists
+    _check_corpus(cfg)  # a bad corpus file stops here, before the run dir exists
     if cfg.run.tensorboard:
         tensorboard_writer_class()
     if resume:
@@ -227,10 +236,7 @@ def cmd_experiment(args) -> int:
         raise SeqGANError("--dataset is required by the realdata experiment and taken by no other")
     cfg = _config_from_args(args)
     resolve_device(cfg.run.device)
-    if cfg.data.corpus:
-        from .train import resolve_corpus
-
-        resolve_corpus(Config.from_dict(cfg.to_dict()))  # a bad corpus stops here
+    _check_corpus(cfg)
     label = f"{args.name}-{Path(args.dataset).stem}" if args.dataset else args.name
     out = Path(args.out) if args.out else Path("runs") / f"experiment-{label}-{args.preset}"
     hint = f"stopped; continue with the same command: seqgan experiment {args.name} --out {out} ..."
@@ -288,14 +294,14 @@ def cmd_evaluate(args) -> int:
     from .bleu import bleu, self_bleu
     from .data import load_corpus
     from .metrics import nll_oracle, nll_test
-    from .oracle import build_oracle, oracle_samples
+    from .oracle import build_oracle, oracle_test_samples
 
     cfg, generator, vocab = _load_run(args.run, args.device)
     torch.manual_seed(args.seed)
     samples = _generate(generator, vocab, args.n, args.temperature)
     if vocab is None:  # synthetic: references are held-out oracle samples, tokens are ids
         oracle = build_oracle(cfg.data).to(samples.device)
-        test = oracle_samples(oracle, cfg.data.num_test, cfg.data.data_seed + 1).to(samples.device)
+        test = oracle_test_samples(oracle, cfg.data).to(samples.device)
         hypotheses, references = samples.tolist(), test.tolist()
         result = {"nll_oracle": nll_oracle(oracle, samples)}
     else:
@@ -389,12 +395,6 @@ def cmd_inspect(args) -> int:
     if args.json:
         print(json.dumps(info))
     return 0
-
-
-def read_lines(path: Path) -> list[str]:
-    from .data import read_lines as read
-
-    return read(path)
 
 
 def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:

@@ -32,7 +32,7 @@ from .config import Config, SeqGANError, set_field
 from .bleu import bleu, self_bleu
 from .data import Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
-from .oracle import build_oracle, oracle_samples
+from .oracle import build_oracle, oracle_test_samples
 from .train import build_generator, read_metrics, resolve_device, train
 
 PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
@@ -166,7 +166,7 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
         cache.write_text(json.dumps(rows, indent=1) + "\n")
         return rows
     oracle = build_oracle(d)
-    test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
+    test = oracle_test_samples(oracle, d, chunk).to(device)
     oracle.to(device)
     rows = []
     for tau in temperatures:

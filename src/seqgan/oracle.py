@@ -77,6 +77,12 @@ def build_oracle(data: DataConfig) -> Generator:
                          data.start_token)
 
 
+def oracle_test_samples(oracle: Generator, data: DataConfig, chunk: int = 4096) -> torch.Tensor:
+    """The held-out test set: data.num_test oracle samples from data.data_seed + 1 (the training
+    samples use data.data_seed)."""
+    return oracle_samples(oracle, data.num_test, data.data_seed + 1, chunk)
+
+
 def oracle_samples(oracle: Generator, n: int, seed: int, chunk: int = 4096) -> torch.Tensor:
     """``n`` oracle sequences drawn with their own RNG, independent of the run's global seed."""
     gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -35,7 +35,7 @@ from .discriminator import Discriminator
 from .generator import Generator
 from .data import BOS, VOCAB_NAME, Corpus, eos_mask, load_corpus, pad_after_eos, token_mean
 from .metrics import nll_oracle, nll_test
-from .oracle import build_oracle, oracle_samples
+from .oracle import build_oracle, oracle_samples, oracle_test_samples
 from .rollout import RolloutPolicy, rollout_rewards
 
 
@@ -127,10 +127,10 @@ def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torc
         batch = data[order[lo:lo + batch_size]]
         mine, weight = _my_rows(len(batch))
         optimizer.zero_grad(set_to_none=True)
-        if weight > 0:
-            loss = -token_mean(generator.log_prob(batch[mine]), batch[mine], masked)
-            (loss * weight if weight != 1.0 else loss).backward()
-            total += loss.detach() * weight if weight != 1.0 else loss.detach()
+        if weight > 0:  # weight is exactly 1.0 in one process: the products below change no bit
+            loss = -token_mean(generator.log_prob(batch[mine]), batch[mine], masked) * weight
+            loss.backward()
+            total += loss.detach()
         dist.sum_gradients(generator)
         torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
         optimizer.step()
@@ -157,21 +157,17 @@ def policy_gradient_step(generator: Generator, optimizer: torch.optim.Optimizer,
 def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor,
                        labels: torch.Tensor, l2_reg: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One Adam step on a batch; returns the loss and the number of correct predictions (tensors).
-    Data-parallel: the dropout mask is drawn for the whole batch, each rank runs its rows."""
-    if dist.world() == 1:
-        loss, logits = discriminator.loss(tokens, labels, l2_reg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach(), (logits.argmax(dim=1) == labels).sum()
-    mask = discriminator.keep_mask(len(tokens), tokens.device)
+    Data-parallel: the dropout mask is drawn for the whole batch, each rank runs its rows (one
+    process: all rows, weight exactly 1.0)."""
     mine, weight = _my_rows(len(tokens))
+    mask = discriminator.keep_mask(len(tokens), tokens.device)[mine] if discriminator.dropout.p > 0 else None
     optimizer.zero_grad(set_to_none=True)
     loss = correct = torch.zeros((), device=tokens.device)
     if weight > 0:
-        loss, logits = discriminator.loss(tokens[mine], labels[mine], l2_reg, mask[mine])
-        (loss * weight).backward()
-        loss, correct = loss.detach() * weight, (logits.argmax(dim=1) == labels[mine]).sum()
+        loss, logits = discriminator.loss(tokens[mine], labels[mine], l2_reg, mask)
+        loss = loss * weight
+        loss.backward()
+        loss, correct = loss.detach(), (logits.argmax(dim=1) == labels[mine]).sum()
     dist.sum_gradients(discriminator)
     optimizer.step()
     return dist.sum_tensor(loss), dist.sum_tensor(correct)
@@ -424,7 +420,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     if corpus is None:
         oracle = build_oracle(d)
         real = oracle_samples(oracle, d.num_train, d.data_seed, chunk).to(device)
-        test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk).to(device)
+        test = oracle_test_samples(oracle, d, chunk).to(device)
         oracle.to(device)
     else:
         oracle, real, test = None, corpus.train.to(device), corpus.test.to(device)
