@@ -37,13 +37,43 @@ def test_matches_plain_conv2d_discriminator_forward_and_backward():
     assert torch.allclose(d.highway.weight.grad[f:], plain.highway_gate.weight.grad, atol=1e-5)
 
 
-def test_window_gather_equals_unfold():
-    """The CPU (gather) and GPU (unfold) window layouts are the same tensor."""
-    table = torch.randn(30, 4)
-    tokens = torch.randint(0, 30, (3, 9))
-    for k in (1, 2, 5, 9):
-        assert torch.equal(Discriminator._windows(tokens, table, k, gather=True),
-                           Discriminator._windows(tokens, table, k, gather=False))
+@pytest.mark.parametrize("per_group", [1, 3, 5])
+def test_grouped_banks_match_plain_conv2d(monkeypatch, per_group):
+    """Banks sharing one zero-padded, position-masked matmul (as under bf16), here in float32:
+    logits and every gradient equal the Conv2d form to 1e-5, for groups of 1, 3 and 5 banks."""
+    monkeypatch.setattr(Discriminator, "BANKS_PER_GROUP", {torch.float32: per_group})
+    torch.manual_seed(3)
+    d = Discriminator(40, 11, emb_dim=8, filter_sizes=(1, 2, 3, 4, 5, 6, 9, 11), num_filters=(3, 4, 2, 5, 3, 2, 4, 3),
+                      dropout_keep=1.0)
+    plain = PlainDiscriminator.copy_of(d)
+    tokens = torch.randint(0, 40, (9, 11))
+    labels = torch.randint(0, 2, (9,))
+    ours, logits = d.loss(tokens, labels, 0.2)
+    theirs, plain_logits = plain.loss(tokens, labels, 0.2)
+    assert torch.allclose(logits, plain_logits, atol=1e-5)
+    ours.backward()
+    theirs.backward()
+    assert torch.allclose(d.embedding.weight.grad, plain.embedding.weight.grad, atol=1e-5)
+    for bank, conv in zip(d.banks, plain.convs):
+        assert torch.allclose(bank.weight.grad, conv.weight.grad.flatten(1), atol=1e-5)
+        assert torch.allclose(bank.bias.grad, conv.bias.grad, atol=1e-5)
+    with torch.no_grad():  # the scoring path (windows gathered per bank)
+        assert torch.allclose(d(tokens), plain_logits, atol=1e-5)
+    groups = [plan[0] for plan in d._window_plans(d.embedding(tokens))]
+    assert max(len(g) for g in groups) == min(per_group, 6)  # widths 1-6 are consecutive
+
+
+def test_bf16_scoring_path_matches_training_path():
+    """Under bf16 the no-gradient path (per-bank gathered windows) and the training path (grouped
+    banks) round differently: P(real) within 0.01 on the paper-sized model."""
+    torch.manual_seed(0)
+    d = Discriminator(5000, 20, dropout_keep=1.0)
+    d.compute_dtype = torch.bfloat16
+    tokens = torch.randint(0, 5000, (128, 20))
+    training = torch.softmax(d(tokens), dim=1)[:, 1]
+    with torch.no_grad():
+        scoring = torch.softmax(d(tokens), dim=1)[:, 1]
+    assert (training.detach() - scoring).abs().max() < 0.01
 
 
 def test_loss_is_mean_ce_plus_l2_of_output_layer():

@@ -13,7 +13,7 @@ import torch
 from .config import Config, DiscriminatorConfig
 from .discriminator import Discriminator
 from .generator import Generator
-from .reference import PlainDiscriminator, plain_rollout_rewards, plain_sample
+from .reference import PlainDiscriminator, plain_discriminator_epoch, plain_rollout_rewards, plain_sample
 from .rollout import rollout_rewards
 from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_generator, discriminator_epochs,
                     mle_epoch, policy_gradient_step, resolve_device, resolve_precision)
@@ -104,8 +104,8 @@ class _Setup:
     def plain_d_epoch(self) -> None:
         """The reference: per-filter Conv2d discriminator, fp32, PyTorch's default Adam, eager."""
         dis = self.cfg.discriminator
-        discriminator_epochs(self.plain_discriminator, self.plain_d_opt, self.tokens[:self.half],
-                             self.tokens[self.half:], 1, dis.batch_size, dis.l2_reg)
+        plain_discriminator_epoch(self.plain_discriminator, self.plain_d_opt, self.tokens[:self.half],
+                                  self.tokens[self.half:], dis.batch_size, dis.l2_reg)
 
 
 def bench_discriminator(repeats: int = 1, num_seqs: int = 20_000, device: str = "cpu", seed: int = 0) -> dict:

@@ -607,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .train import keep_freed_memory
+
+    keep_freed_memory()
     try:
         return args.func(args)
     except SeqGANError as e:

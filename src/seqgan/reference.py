@@ -104,3 +104,24 @@ class PlainDiscriminator(nn.Module):
         logits = self(tokens)
         l2 = 0.5 * (self.out.weight.square().sum() + self.out.bias.square().sum())
         return nn.functional.cross_entropy(logits, labels) + l2_reg * l2, logits
+
+
+def plain_discriminator_epoch(discriminator: PlainDiscriminator, optimizer: torch.optim.Optimizer,
+                              positives: torch.Tensor, negatives: torch.Tensor, batch_size: int,
+                              l2_reg: float) -> float:
+    """One epoch as the authors train D: shuffle positives (label 1) and negatives (label 0),
+    then one optimizer step per mini-batch with dropout on; returns the mean loss."""
+    tokens = torch.cat([positives, negatives])
+    labels = torch.cat([torch.ones(len(positives), dtype=torch.long, device=tokens.device),
+                        torch.zeros(len(negatives), dtype=torch.long, device=tokens.device)])
+    order = torch.randperm(len(tokens), device=tokens.device)
+    discriminator.train()
+    total = 0.0
+    for lo in range(0, len(tokens), batch_size):
+        idx = order[lo:lo + batch_size]
+        loss, _ = discriminator.loss(tokens[idx], labels[idx], l2_reg)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+    return total / len(tokens)

