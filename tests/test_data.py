@@ -176,3 +176,33 @@ def test_shipped_poems_corpus():
     corpus = load_corpus(DataConfig(corpus="poems"))
     assert len(corpus.train) + len(corpus.valid) + len(corpus.test) == 16_805
     assert corpus.seq_len == 21 and (corpus.train[:, 20] == EOS).all()
+
+
+def test_shipped_shakespeare_corpus():
+    """The packaged Shakespeare lines (scripts/build_shakespeare.py): pinned file, 104,011 lines of
+    5-20 lower-case word tokens; --data shakespeare defaults to word tokens and a 5,000 vocabulary."""
+    import hashlib
+
+    from seqgan.data import CORPUS_DEFAULTS, corpus_path, read_lines
+
+    path = corpus_path("shakespeare")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == "3ac9d873b8e22574a0da0c15c8ab19b71d96cda9f90fd223176b112b190e5fd7"
+    lines = read_lines(path)
+    assert len(lines) == 104_011 and len(set(lines)) == len(lines)
+    assert all(5 <= len(line.split()) <= 20 and line == line.lower() for line in lines)
+    cfg = DataConfig(corpus="shakespeare", max_lines=2_000, **CORPUS_DEFAULTS["shakespeare"])
+    corpus = load_corpus(cfg)
+    assert len(corpus.train) + len(corpus.valid) + len(corpus.test) == 2_000 and corpus.seq_len == 21
+    assert len(corpus.vocab) <= 5_000
+
+
+def test_max_lines_takes_a_seeded_subset(tmp_path):
+    """data.max_lines keeps a random subset chosen by data_seed: the same seed, the same lines; the
+    full corpus when 0."""
+    path = tmp_path / "c.txt"
+    path.write_text("".join(f"line {i} x\n" for i in range(200)))
+    a = load_corpus(DataConfig(corpus=str(path), tokenize="word", max_lines=50))
+    b = load_corpus(DataConfig(corpus=str(path), tokenize="word", max_lines=50))
+    full = load_corpus(DataConfig(corpus=str(path), tokenize="word"))
+    assert sum(map(len, (a.train, a.valid, a.test))) == 50 and torch.equal(a.train, b.train)
+    assert sum(map(len, (full.train, full.valid, full.test))) == 200

@@ -37,6 +37,7 @@ class DataConfig:
     truncate: bool = False  # cut (and count) longer lines instead of stopping with an error
     min_freq: int = 1  # rarer corpus tokens become <unk>
     max_vocab: int = 0  # vocabulary size cap, specials included (0 = none)
+    max_lines: int = 0  # use a random subset (seeded by data_seed) of this many corpus lines; 0 = all
     valid_fraction: float = 0.1  # held-out corpus lines (split seeded by data_seed)
     test_fraction: float = 0.1
 
@@ -185,8 +186,8 @@ class Config:
             raise SeqGANError(f"data.tokenize must be char or word, got {d.tokenize!r}")
         if not (0 <= d.valid_fraction < 1 and 0 <= d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1):
             raise SeqGANError("data.valid_fraction and data.test_fraction must be in [0, 1) with a sum below 1")
-        if min(d.max_len, d.min_freq, d.max_vocab) < 0:
-            raise SeqGANError("data.max_len, data.min_freq and data.max_vocab must be >= 0")
+        if min(d.max_len, d.min_freq, d.max_vocab, d.max_lines) < 0:
+            raise SeqGANError("data.max_len, data.min_freq, data.max_vocab and data.max_lines must be >= 0")
         if d.corpus and s.method == "pg_bleu":
             raise SeqGANError("pg_bleu is implemented for the synthetic task (equal-length sequences) only")
         if not d.corpus and d.oracle == "paper" and (d.vocab_size, d.emb_dim, d.hidden_dim) != (5000, 32, 32):

@@ -25,8 +25,10 @@ from .config import DataConfig, SeqGANError
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_NAME = "vocab.json"
-# Corpora shipped inside the package, by name (see scripts/ for how each was built).
-NAMED_CORPORA = {"poems": "poems.txt.gz"}
+# Corpora shipped inside the package, by name (see scripts/ for how each was built), and the data
+# settings each gets by default (`seqgan train --data NAME`; --tokenize and --set override them).
+NAMED_CORPORA = {"poems": "poems.txt.gz", "shakespeare": "shakespeare.txt.gz"}
+CORPUS_DEFAULTS = {"poems": {"tokenize": "char"}, "shakespeare": {"tokenize": "word", "max_len": 20, "max_vocab": 5000}}
 
 
 def corpus_path(name: str) -> Path:
@@ -145,16 +147,18 @@ def load_corpus(d: DataConfig) -> Corpus:
                                   "(raise it, or --set data.truncate=true to cut long lines)")
             tokens, truncated = tokens[:d.max_len], truncated + 1
         sequences.append(tokens)
-    n = len(sequences)
+    order = list(range(len(sequences)))
+    random.Random(d.data_seed).shuffle(order)
+    if d.max_lines:
+        order = order[:d.max_lines]
+    n = len(order)
     n_test, n_valid = round(n * d.test_fraction), round(n * d.valid_fraction)
     if n - n_test - n_valid < 1 or (d.test_fraction > 0 and n_test < 1):
         raise SeqGANError(f"{path}: {n} sequences are too few to split into train / valid / test "
                           f"({d.valid_fraction:g} / {d.test_fraction:g} of them held out)")
-    order = list(range(n))
-    random.Random(d.data_seed).shuffle(order)
     test_rows, valid_rows, train_rows = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
     vocab = Vocab.build([sequences[i] for i in train_rows], d.tokenize, d.min_freq, d.max_vocab)
-    seq_len = (d.max_len or max(map(len, sequences))) + 1
+    seq_len = (d.max_len or max(len(sequences[i]) for i in order)) + 1
 
     def encode(rows: list[int]) -> torch.Tensor:
         out = torch.full((len(rows), seq_len), PAD, dtype=torch.long)
