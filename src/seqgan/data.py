@@ -25,16 +25,24 @@ from .config import DataConfig, SeqGANError
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_NAME = "vocab.json"
-# Corpora shipped inside the package, by name (see scripts/ for how each was built), and the data
-# settings each gets by default (`seqgan train --data NAME`; --tokenize and --set override them).
+# Corpora shipped inside the package, by name (see scripts/ for how each was built); "music" is
+# built from music21's corpus on first use (music.py). CORPUS_DEFAULTS: every named corpus and the
+# data settings it gets by default (`seqgan train --data NAME`; --tokenize and --set override them).
 NAMED_CORPORA = {"poems": "poems.txt.gz", "shakespeare": "shakespeare.txt.gz"}
-CORPUS_DEFAULTS = {"poems": {"tokenize": "char"}, "shakespeare": {"tokenize": "word", "max_len": 20, "max_vocab": 5000}}
+CORPUS_DEFAULTS = {"poems": {"tokenize": "char"},
+                   "shakespeare": {"tokenize": "word", "max_len": 20, "max_vocab": 5000},
+                   "music": {"tokenize": "word", "max_len": 32}}
 
 
 def corpus_path(name: str) -> Path:
-    """A named corpus's packaged file, or ``name`` itself as a path."""
+    """A named corpus's file (packaged, or for "music" the cache, built if missing), or ``name``
+    itself as a path."""
     if name in NAMED_CORPORA:
         return Path(__file__).parent / "data" / NAMED_CORPORA[name]
+    if name == "music":
+        from .music import corpus_file
+
+        return corpus_file()
     return Path(name)
 
 

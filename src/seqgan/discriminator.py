@@ -93,9 +93,10 @@ class Discriminator(nn.Module):
         """Per group of banks: (bank indices, window width K, selection matrix [P·K, T], mask).
 
         Groups are runs of consecutive widths, up to `BANKS_PER_GROUP` banks (5 under bf16, single
-        banks in fp32: measured fastest each way on CPU). A single bank's windows cover its T - k + 1 valid
-        positions; a group's cover all T positions (zero rows past the end) and ``mask`` [T, F]
-        is -inf where a bank's window would run past T. Built once per (T, device, dtype)."""
+        banks in fp32: measured fastest each way on CPU). A single bank's windows cover its
+        T - k + 1 valid positions; a group's cover all T positions (zero rows past the end) and
+        ``mask`` [T, F] is -inf where a bank's window would run past T. Built once per
+        (T, device, dtype)."""
         length, device, dtype = embedded.shape[1], embedded.device, embedded.dtype
         key = (length, device, dtype)
         if key not in self._plans:

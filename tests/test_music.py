@@ -1,0 +1,60 @@
+"""The music corpus: pitch sampling on a fixed grid and cutting into sequences (pure functions),
+and, where music21 is installed, building the corpus from one of its ABC files."""
+
+import gzip
+import json
+
+import pytest
+
+from seqgan.config import SeqGANError
+from seqgan.music import REST, build, pitch_grid, sequences_of
+
+
+def test_pitch_grid_samples_the_sounding_note_every_step():
+    # a quarter note G4 at 0, an eighth rest, an eighth A4 at 1.5, a dotted quarter B4 at 2.0
+    notes = [(0.0, 1.0, 67), (1.5, 0.5, 69), (2.0, 1.5, 71)]
+    assert pitch_grid(notes, step=0.5) == ["67", "67", REST, "69", "71", "71", "71"]
+
+
+def test_pitch_grid_off_grid_onsets_and_overlaps():
+    # a note starting between grid points is first sampled at the next grid point; where notes
+    # overlap the later-starting one is sampled
+    assert pitch_grid([(0.25, 0.5, 60)], step=0.5) == [REST, "60"]
+    assert pitch_grid([(0.0, 2.0, 60), (1.0, 0.5, 64)], step=0.5) == ["60", "60", "64", "60"]
+    assert pitch_grid([]) == []
+
+
+def test_sequences_are_whole_windows_without_all_rest_ones():
+    grid = [str(60 + i % 5) for i in range(8)] + [REST] * 4 + ["70"]
+    assert sequences_of(grid, length=4) == ["60 61 62 63", "64 60 61 62"]  # the all-rest window and the tail dropped
+
+
+def test_build_from_one_music21_file(tmp_path):
+    music21 = pytest.importorskip("music21")
+    from pathlib import Path
+
+    path = Path(music21.__file__).parent / "corpus" / "ryansMammoth" / "LanigansBallJig.abc"
+    out = tmp_path / "music.txt.gz"
+    provenance = build(out, [path], workers=1)
+    lines = gzip.open(out, "rt").read().splitlines()
+    assert provenance["tunes"] == 1 and provenance["sequences"] == len(lines) > 0
+    assert all(len(line.split()) == 32 for line in lines)
+    assert all(t == REST or 20 < int(t) < 110 for line in lines for t in line.split())
+    assert json.loads(out.with_name("music.txt.gz.provenance.json").read_text())["length"] == 32
+
+
+def test_missing_music21_is_a_one_line_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_music21(name, *args, **kwargs):
+        if name == "music21":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_music21)
+    from seqgan.music import abc_files
+
+    with pytest.raises(SeqGANError, match=r"pip install 'seqgan\[music\]'"):
+        abc_files()
