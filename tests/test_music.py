@@ -43,17 +43,8 @@ def test_build_from_one_music21_file(tmp_path):
     assert json.loads(out.with_name("music.txt.gz.provenance.json").read_text())["length"] == 32
 
 
-def test_missing_music21_is_a_one_line_error(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_music21(name, *args, **kwargs):
-        if name == "music21":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_music21)
+def test_missing_music21_is_a_one_line_error(block_import):
+    block_import("music21")
     from seqgan.music import abc_files
 
     with pytest.raises(SeqGANError, match=r"pip install 'seqgan\[music\]'"):
