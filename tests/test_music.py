@@ -7,7 +7,7 @@ import json
 import pytest
 
 from seqgan.config import SeqGANError
-from seqgan.music import REST, build, pitch_grid, sequences_of
+from seqgan.music import REST, build, pitch_grid, sequences_of, write_midi
 
 
 def test_pitch_grid_samples_the_sounding_note_every_step():
@@ -49,3 +49,13 @@ def test_missing_music21_is_a_one_line_error(block_import):
 
     with pytest.raises(SeqGANError, match=r"pip install 'seqgan\[music\]'"):
         abc_files()
+
+
+def test_write_midi_merges_held_pitches(tmp_path):
+    pytest.importorskip("music21")
+    from music21 import converter
+
+    path = tmp_path / "x.mid"
+    write_midi(["60 60 62 r 64 64 64 64"], path)
+    notes = list(converter.parse(str(path)).flatten().notes)
+    assert [(n.pitch.midi, float(n.quarterLength)) for n in notes] == [(60, 1.0), (62, 0.5), (64, 2.0)]

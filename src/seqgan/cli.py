@@ -269,6 +269,8 @@ def _generate(generator, vocab, n: int, temperature: float) -> torch.Tensor:
 
 def cmd_sample(args) -> int:
     cfg, generator, vocab = _load_run(args.run, args.device)
+    if args.midi and cfg.data.corpus != "music":
+        raise SeqGANError("--midi is for runs trained on --data music")
     torch.manual_seed(args.seed)
     tokens = _generate(generator, vocab, args.n, args.temperature).tolist()
     if vocab is None:
@@ -277,10 +279,15 @@ def cmd_sample(args) -> int:
         lines = [vocab.text(row) for row in tokens]
         if cfg.data.tokenize == "char" and all(len(line) == 20 for line in lines) and not args.out:
             lines = ["\n".join(line[i:i + 5] for i in range(0, 20, 5)) + "\n" for line in lines]
+    if args.midi:
+        from .music import write_midi
+
+        write_midi(lines, Path(args.midi))
+        print(f"wrote {args.n} sequences as MIDI to {args.midi}", file=sys.stderr)
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {args.n} sequences to {args.out}", file=sys.stderr)
-    else:
+    elif not args.midi:
         for line in lines:
             print(line)
     return 0
@@ -555,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
+    p.add_argument("--midi", default=None, metavar="FILE", help="music runs: also write the samples as MIDI (music21)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("evaluate", help="BLEU-2..5, Self-BLEU-2..5, NLL-test (and NLL-oracle) of a run's samples")

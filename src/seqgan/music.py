@@ -120,3 +120,27 @@ def corpus_file() -> Path:
         print(f"building the music corpus once from music21's folk tunes into {out} ...", file=sys.stderr)
         build(out, abc_files(), workers=max(1, min(8, os.cpu_count() or 1)))
     return out
+
+
+def write_midi(sequences: list[str], path: Path) -> None:
+    """The token lines as one MIDI file: each sequence in turn (repeated pitches on consecutive
+    grid steps merged into one held note, STEP quarter lengths per step), a bar's rest between
+    sequences. Needs music21."""
+    try:
+        from music21 import note, stream
+    except ImportError:
+        raise SeqGANError("--midi needs music21: pip install 'seqgan[music]'") from None
+    melody = stream.Stream()
+    for line in sequences:
+        tokens = line.split()
+        start = 0
+        for i in range(1, len(tokens) + 1):
+            if i == len(tokens) or tokens[i] != tokens[start]:
+                length = STEP * (i - start)
+                if tokens[start] == REST or not tokens[start].isdigit():
+                    melody.append(note.Rest(quarterLength=length))
+                else:
+                    melody.append(note.Note(int(tokens[start]), quarterLength=length))
+                start = i
+        melody.append(note.Rest(quarterLength=4.0))
+    melody.write("midi", fp=str(path))
