@@ -17,7 +17,6 @@ from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
 from .data import read_lines
 
 
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -543,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="table1 | strategies | realdata")
     p.add_argument("--dataset", default=None, metavar="poems|shakespeare|music|ptb|FILE",
                    help="realdata: a shipped corpus or a text file")
-    p.add_argument("--tokenize", default=None, choices=("char", "word"), help="realdata: corpus tokens (default: char)")
+    p.add_argument("--tokenize", default=None, choices=("char", "word"),
+                   help="realdata: corpus tokens (default: the shipped corpus's, else char)")
     p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes of every run (default: quick)")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per method: run.seed, run.seed+1, ... (default 3)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default: the preset's, 88)")
