@@ -171,7 +171,6 @@ def load_corpus(d: DataConfig) -> Corpus:
         train_rows, n_train, n_valid = order, *fixed
         valid_rows = list(range(n_train, n_train + n_valid))
         test_rows = list(range(n_train + n_valid, len(sequences)))
-        order = train_rows + valid_rows + test_rows
     else:
         n = len(order)
         n_test, n_valid = round(n * d.test_fraction), round(n * d.valid_fraction)
@@ -180,7 +179,7 @@ def load_corpus(d: DataConfig) -> Corpus:
                               f"({d.valid_fraction:g} / {d.test_fraction:g} of them held out)")
         test_rows, valid_rows, train_rows = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
     vocab = Vocab.build([sequences[i] for i in train_rows], d.tokenize, d.min_freq, d.max_vocab)
-    seq_len = (d.max_len or max(len(sequences[i]) for i in order)) + 1
+    seq_len = (d.max_len or max(len(sequences[i]) for rows in (train_rows, valid_rows, test_rows) for i in rows)) + 1
 
     def encode(rows: list[int]) -> torch.Tensor:
         out = torch.full((len(rows), seq_len), PAD, dtype=torch.long)

@@ -113,8 +113,9 @@ class Discriminator(nn.Module):
                 positions = length if len(banks) > 1 else length - width + 1
                 rows = torch.arange(positions * width)
                 source = rows // width + rows % width  # row (t, j) reads position t + j
+                inside = source < length
                 select = torch.zeros(positions * width, length)
-                select[rows[source < length], source[source < length]] = 1.0
+                select[rows[inside], source[inside]] = 1.0
                 mask = None
                 if len(banks) > 1:
                     t = torch.arange(positions).unsqueeze(1)

@@ -30,7 +30,7 @@ import torch
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 from .config import Config, SeqGANError, set_field
 from .bleu import bleu, self_bleu
-from .data import Vocab, load_corpus, pad_after_eos
+from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_test_samples
 from .train import build_generator, read_metrics, resolve_device, train
@@ -181,7 +181,7 @@ def _corpus_sweep(cfg: Config, generator, run_dir: Path, temperatures) -> list[d
     """BLEU-2..4 of SAMPLES_KEPT samples against the test split, their Self-BLEU-2..4, and NLL-test,
     at each temperature."""
     corpus = load_corpus(cfg.data)
-    vocab = Vocab.load(run_dir / "vocab.json", cfg.data.vocab_size)
+    vocab = Vocab.load(run_dir / VOCAB_NAME, cfg.data.vocab_size)
     device = generator.out.weight.device
     test = corpus.test.to(device)
     references = [vocab.decode(row) for row in corpus.test.tolist()]

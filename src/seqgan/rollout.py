@@ -74,11 +74,16 @@ def rollout_rewards(policy: Generator, reward: Discriminator | Reward, seqs: tor
     """Q-values [B, T] of the generated ``seqs`` [B, T] (the rewards of the policy gradient).
     ``reward`` is the discriminator (SeqGAN: D(Y), scored ``chunk`` rows at a time) or any
     function of complete sequences (PG-BLEU: their BLEU)."""
-    if isinstance(reward, Discriminator):
-        discriminator = reward
-        reward = lambda tokens: discriminator.prob_real(tokens, chunk)  # noqa: E731
     completions = rollout_completions(policy, seqs, num_rollouts, uniforms)
-    return q_values(reward, seqs, completions)
+    return q_values(as_reward(reward, chunk), seqs, completions)
+
+
+def as_reward(reward: Discriminator | Reward, chunk: int = 4096) -> Reward:
+    """A reward function of complete sequences: the discriminator's D(Y) (scored ``chunk`` rows at
+    a time), or ``reward`` itself when it already is one."""
+    if isinstance(reward, Discriminator):
+        return lambda tokens: reward.prob_real(tokens, chunk)
+    return reward
 
 
 class RolloutPolicy:

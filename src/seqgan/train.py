@@ -37,7 +37,7 @@ from .generator import Generator
 from .data import BOS, VOCAB_NAME, Corpus, eos_mask, load_corpus, pad_after_eos, token_mean
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_samples, oracle_test_samples
-from .rollout import RolloutPolicy, rollout_rewards
+from .rollout import RolloutPolicy, as_reward, rollout_rewards
 
 
 def resolve_device(name: str) -> torch.device:
@@ -282,8 +282,7 @@ def rollout_shared(policy: Generator, reward, seqs: torch.Tensor, num_rollouts: 
     roll out their share of the sequences and all-gather the Q-values. ``masked`` (corpus data):
     completions are scored with PAD after their first EOS, as real sequences look."""
     if masked:
-        given = reward
-        score = (lambda tokens: given.prob_real(tokens, chunk)) if isinstance(given, Discriminator) else given
+        score = as_reward(reward, chunk)
         reward = lambda tokens: score(pad_after_eos(tokens))  # noqa: E731
     batch, length = seqs.shape
     weight = policy.out.weight
