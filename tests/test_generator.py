@@ -1,19 +1,27 @@
 """The LSTM policy: exact sampler, teacher forcing vs stepping, temperature."""
 
+import pytest
 import torch
 
+from seqgan import generator as generator_module
 from seqgan.generator import Generator, categorical
 
 
-def test_categorical_matches_full_inverse_cdf():
-    """Same uniforms -> same index as a plain searchsorted over the full CDF (float64)."""
+@pytest.mark.parametrize("vocab", [150, 1000, 997])  # one block; 4 blocks of 250; 4 padded blocks of 256
+@pytest.mark.parametrize("scale,shift", [(2, 0), (300, 0), (2, -120), (2, 150)])  # normal, overflow, underflow
+def test_categorical_matches_full_inverse_cdf(vocab, scale, shift):
+    """Same uniforms -> same index as a plain searchsorted over the full CDF (float64), also for
+    logits whose plain exp overflows or underflows (the sampler then subtracts the row max)."""
     torch.manual_seed(1)
-    logits = torch.randn(500, 150, dtype=torch.float64) * 2  # 150 is not a multiple of the block size
+    logits = torch.randn(500, vocab, dtype=torch.float64) * scale + shift
+    logits[:3] = torch.randn(3, vocab, dtype=torch.float64)  # a few ordinary rows among them
     u = torch.rand(500, dtype=torch.float64)
     probs = torch.softmax(logits, dim=1)
     cdf = probs.cumsum(dim=1)
-    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1)).squeeze(1)
+    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1)).squeeze(1).clamp(max=vocab - 1)
+    kept = logits.clone()
     assert torch.equal(categorical(logits, u), expected)
+    assert torch.equal(logits, kept)  # the caller's logits are left alone
 
 
 def test_categorical_distribution():
@@ -51,12 +59,15 @@ def test_prefix_states_match_lstm_outputs():
     assert torch.allclose(c[:, -1], c_last[0], atol=1e-12)
 
 
-def test_sample_shapes_replay_and_low_temperature():
+def test_sample_shapes_replay_and_low_temperature(monkeypatch):
     gen = Generator(vocab_size=40, seq_len=6, emb_dim=4, hidden_dim=4)
     u = torch.rand(300, 6)
     a = gen.sample(300, uniforms=u, chunk=128)
     assert a.shape == (300, 6) and a.dtype == torch.long and a.min() >= 0 and a.max() < 40
     assert torch.equal(a, gen.sample(300, uniforms=u, chunk=64))  # chunking does not change samples
+    monkeypatch.setattr(generator_module, "_CACHE_ROWS", 7)
+    assert torch.equal(a, gen.sample(300, uniforms=u))  # nor do the sampler's row chunks
+    monkeypatch.undo()
     cold = gen.sample(50, temperature=1e-4)
     greedy = []
     state, token = gen.initial_state(1), torch.tensor([gen.start_token])
