@@ -31,7 +31,7 @@ def test_table1_outputs(table1):
         lines = (table1 / r["samples"]).read_text().splitlines()
         assert len(lines) == preset("tiny").schedule.num_eval  # min(2000, num_eval)
         assert [t["temperature"] for t in r["temperatures"]][0] == 0.6
-    assert set(result["summary"]) == set(PAPER_TABLE1)
+    assert set(result["summary"]) == set(PAPER_TABLE1) and result["complete"] is True
     table = (table1 / "table1.md").read_text()
     assert "| PG-BLEU |" in table and "8.946" in table and "τ=1.4" in table
     for png in ("table1_learning_curves.png", "table1_quality_diversity.png"):
@@ -72,6 +72,35 @@ def test_rerun_continues_and_other_config_is_refused(table1, capsys):
     assert last["summary"] == before["summary"]  # nothing retrained, same numbers
     assert main(["experiment", "table1", "--preset", "quick", "--out", str(table1)]) == 1
     assert "holds a different experiment" in capsys.readouterr().err
+
+
+def test_finished_rows_are_written_before_the_experiment_ends(tmp_path, monkeypatch):
+    """Runs go row by row and the results are rewritten after each run: an experiment stopped after
+    two runs has a partial table1.json / table1.md with those rows; running it again completes it."""
+    import seqgan.experiment as experiment
+
+    written = experiment._write_results
+    calls = []
+
+    def stop_after_two(*args, **kwargs):
+        result = written(*args, **kwargs)
+        calls.append(result)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(experiment, "_write_results", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("table1", preset("tiny"), 1, tmp_path, progress=False)
+    partial = json.loads((tmp_path / "table1.json").read_text())
+    assert partial["complete"] is False
+    assert [r["method"] for r in partial["runs"]] == ["random", "mle"]
+    assert "PARTIAL: 2 runs finished so far" in (tmp_path / "table1.md").read_text()
+    monkeypatch.undo()
+    done = run_experiment("table1", preset("tiny"), 1, tmp_path, progress=False)
+    assert done["complete"] is True and [r["method"] for r in done["runs"]] == list(PAPER_TABLE1)
+    assert done["runs"][:2] == partial["runs"]  # the finished runs were kept, not retrained
+    assert "PARTIAL" not in (tmp_path / "table1.md").read_text()
 
 
 def test_unknown_experiment(tmp_path, capsys):

@@ -8,7 +8,10 @@ Every run is an ordinary run directory (DIR/runs/NAME-seedS, resumable with `seq
 --resume`). Runs that share a pre-training share it for real: for each seed one run does the
 MLE pre-training (and for `strategies` the discriminator pre-training) and every method continues
 from a copy of its checkpoint — on CPU bit-identical to running each method from scratch (test).
-Re-running the same command continues an interrupted experiment; finished runs are skipped.
+Re-running the same command continues an interrupted experiment; finished runs are skipped. Runs
+go row by row (every seed of a method, then the next method), and NAME.json, NAME.md and the plots
+are rewritten after each finished run ("complete": false until all are in), so a long experiment
+shows its finished rows while the rest trains.
 
 Each run also gets a temperature sweep of its final generator (Caccia et al., "Language GANs
 Falling Short"): NLL-oracle of samples drawn at temperature τ against NLL-test of the held-out
@@ -213,25 +216,30 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
     m = measures(base)
     runs = []
     total = seeds * len(variants)
-    for i in range(seeds):
-        seed = base.run.seed + i
-        seeded = _with_edits(base, {"run.seed": seed})
-        shared: dict[str, Path] = {}
-        for variant in variants:
+    for variant in variants:  # a row's seeds one after another: the table fills row by row
+        for i in range(seeds):
+            seed = base.run.seed + i
+            seeded = _with_edits(base, {"run.seed": seed})
             cfg = _with_edits(seeded, variant.edits)
             run_dir = out / "runs" / f"{variant.name}-seed{seed}"
             start = None
             if variant.after is not None and not (run_dir / CHECKPOINT_NAME).is_file():
-                if variant.after not in shared:
-                    shared[variant.after] = out / "runs" / f"pretrain-{variant.after}-seed{seed}"
-                    if not _finished(shared[variant.after]):
-                        _say(f"seed {seed}: shared pre-training through {variant.after}")
-                        _run(_pretraining_config(seeded, variant.after), shared[variant.after], progress, should_stop)
-                start = shared[variant.after]
+                start = out / "runs" / f"pretrain-{variant.after}-seed{seed}"
+                if not _finished(start):
+                    _say(f"seed {seed}: shared pre-training through {variant.after}")
+                    _run(_pretraining_config(seeded, variant.after), start, progress, should_stop)
             _say(f"[{len(runs) + 1}/{total}] {variant.name}, seed {seed}")
             _run(cfg, run_dir, progress, should_stop, start, variant.after or "mle")
             runs.append(_collect(cfg, variant, seed, run_dir, out, m))
-    result = {"experiment": name, "seeds": seeds, "config": base.to_dict(), "runs": runs,
+            result = _write_results(plt, name, base, seeds, runs, variants, m, out, complete=len(runs) == total)
+    return result
+
+
+def _write_results(plt, name: str, base: Config, seeds: int, runs: list[dict], variants: list[Variant],
+                   m: Measures, out: Path, complete: bool) -> dict:
+    """NAME.json, NAME.md and the plots from the runs finished so far (rewritten after each run, so
+    a long experiment shows its finished rows; ``complete`` says whether every run is in)."""
+    result = {"experiment": name, "seeds": seeds, "complete": complete, "config": base.to_dict(), "runs": runs,
               "summary": _summarise(runs, variants, m)}
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / f"{name}.md").write_text(markdown_table(result, variants, m))
@@ -322,7 +330,10 @@ def markdown_table(result: dict, variants: list[Variant], m: Measures = SYNTHETI
     y_name = next(label for label, key in m.columns if key == y)
     ref_key = "mle" if "mle" in summary else next(iter(summary))
     target = summary[ref_key][x]
-    lines = [f"Mean ± std over {seeds} seed(s) at temperature 1. Last column: {y_name} at the same "
+    partial = "" if result.get("complete", True) else (
+        f"PARTIAL: {len(result['runs'])} runs finished so far; n = seeds per row: "
+        + ", ".join(f"{LABELS.get(k, k)} {row['n']}" for k, row in summary.items()) + ". ")
+    lines = [f"{partial}Mean ± std over {seeds} seed(s) at temperature 1. Last column: {y_name} at the same "
              f"{x_name} — where the method's temperature sweep reaches {x_name} {target:.3f} "
              f"({LABELS.get(ref_key, ref_key)} at temperature 1; interpolated, – outside the sweep)", "",
              "| method | " + " | ".join(label for label, _ in m.columns) + f" | paper {y_name} | {y_name} at equal {x_name} |",
