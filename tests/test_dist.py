@@ -79,3 +79,16 @@ def test_torchrun_resumes_a_checkpoint(tmp_path, tiny_cfg):
     _, b = run_checkpoint(tmp_path / "full")
     for name, value in b["generator"].items():
         assert torch.allclose(a["generator"][name], value, rtol=1e-5, atol=1e-7), name
+
+
+def test_a_write_failing_on_rank0_stops_every_rank_with_one_line(tmp_path):
+    """Rank 0 alone writes files; when it cannot (here the checkpoint's temporary name is taken by a
+    directory), both ranks stop at once with one error line each, no traceback from either."""
+    out = tmp_path / "ddp"
+    (out / "checkpoint.pt.tmp").mkdir(parents=True)
+    done = _torchrun(out)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("seqgan: error:")]
+    assert len(errors) == 2, done.stderr[-4000:]
+    assert "cannot write checkpoint" in errors[0] + errors[1] and "rank 0 could not write" in errors[0] + errors[1]
+    assert "[rank0]" not in done.stderr and "[rank1]" not in done.stderr  # torchrun's prefix on a traceback

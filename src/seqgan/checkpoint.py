@@ -30,7 +30,10 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # disk full, directory gone or read-only; torch wraps some as RuntimeError
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # e.g. the temporary name is taken by a directory: the error below says enough
+            pass
         kept = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written"
         reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0][:120]
         raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None

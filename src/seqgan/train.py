@@ -467,6 +467,19 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
                if device.type == "cuda" and cfg.run.cuda_graphs and dist.world() == 1 else None)
     if resume:
         set_rng_state(resume["rng"])  # after the capture, which draws from the CUDA generator
+
+    def on_rank0(what: str, action) -> None:
+        """``action`` (a file write) on rank 0 alone. Should it fail, every rank stops with one line
+        (the others would otherwise fail at their next collective with a traceback, or wait)."""
+        failed = None
+        if main:
+            try:
+                action()
+            except (SeqGANError, OSError) as e:
+                failed = e if isinstance(e, SeqGANError) else SeqGANError(f"cannot write {what}: {e.strerror or e}")
+        if dist.any_rank(failed is not None):
+            raise failed or SeqGANError(f"rank 0 could not write {what} (its error says why)")
+
     last_checkpoint = time.perf_counter()
 
     def checkpoint(phase: str, step: int, force: bool = False) -> None:
@@ -476,12 +489,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         if not (force or stop or dist.any_rank(due)):
             return
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
-        if main:
-            save_checkpoint(run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records),
-                            rng=rng_state(), generator=generator.state_dict(),
-                            discriminator=discriminator.state_dict(), mle_optimizer=mle_opt.state_dict(),
-                            adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(), **extra)
-        dist.barrier()
+        on_rank0("the checkpoint", lambda: save_checkpoint(
+            run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(),
+            generator=generator.state_dict(), discriminator=discriminator.state_dict(),
+            mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(),
+            **extra))  # also the barrier after it
         last_checkpoint = time.perf_counter()
         if stop:
             raise Interrupted(f"stopped after {phase} step {step}; resume with: seqgan train --resume {run_dir}")
@@ -492,18 +504,23 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
             return 1 << 30
         return done_step + 1 if phase == done_phase else 1
 
+    def record(phase: str, step: int, **values) -> None:
+        on_rank0(str(run_dir / "metrics.jsonl"), lambda: log.write(phase, step, **values))
+
     def eval_record(phase: str, step: int, **values) -> None:
         samples = sample_shared(generator, s.num_eval, chunk, masked)
-        if not main:
-            return
-        if corpus is None:
-            log.write(phase, step, nll_oracle=nll_oracle(oracle, samples, chunk),
-                      nll_test=nll_test(generator, test, chunk), **values)
-            write_tokens(run_dir / "samples.txt", samples)  # the latest evaluation's samples
-        else:
-            log.write(phase, step, nll_test=nll_test(generator, test, chunk, masked=True), **values)
-            lines = (corpus.vocab.text(row) for row in samples.tolist())
-            (run_dir / "samples.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        def write() -> None:
+            if corpus is None:
+                log.write(phase, step, nll_oracle=nll_oracle(oracle, samples, chunk),
+                          nll_test=nll_test(generator, test, chunk), **values)
+                write_tokens(run_dir / "samples.txt", samples)  # the latest evaluation's samples
+            else:
+                log.write(phase, step, nll_test=nll_test(generator, test, chunk, masked=True), **values)
+                lines = (corpus.vocab.text(row) for row in samples.tolist())
+                (run_dir / "samples.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        on_rank0(f"the metrics log or samples in {run_dir}", write)
 
     def negatives_and_positives(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = min(n, len(real))  # D sees as many generated sequences as real ones
@@ -525,7 +542,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         if epoch % s.mle_eval_every == 0 or epoch == mle_epochs:
             eval_record("mle", epoch, g_loss=loss)
         else:
-            log.write("mle", epoch, g_loss=loss)
+            record("mle", epoch, g_loss=loss)
         checkpoint("mle", epoch, force=epoch == mle_epochs)
 
     # 2. Discriminator pre-training on fresh negatives each round.
@@ -533,7 +550,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         positives, negatives = negatives_and_positives(s.num_negatives)
         d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_pretrain_epochs,
                                              dis.batch_size, dis.l2_reg, "d_pretrain", round_, graphed)
-        log.write("d_pretrain", round_, d_loss=d_loss, d_acc=d_acc)
+        record("d_pretrain", round_, d_loss=d_loss, d_acc=d_acc)
         checkpoint("d_pretrain", round_, force=round_ == d_pretrain_rounds)
 
     # 3. Adversarial training (or the baseline's generator updates in its place).
@@ -564,7 +581,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         if step % s.adv_eval_every == 0 or step == adv_steps:
             eval_record("adversarial", step, **values)
         else:
-            log.write("adversarial", step, **values)
+            record("adversarial", step, **values)
         checkpoint("adversarial", step)
 
     if done_phase != "done":
