@@ -54,8 +54,8 @@ def categorical(logits: torch.Tensor, uniform: torch.Tensor, temperature: float 
 
 def _categorical_(logits: torch.Tensor, uniform: torch.Tensor, again) -> torch.Tensor:
     """`categorical` at temperature 1 that overwrites ``logits`` (they stay in cache: no copies on
-    the hot path); ``again()`` makes the same logits anew for the rare row set that needs its max
-    subtracted."""
+    the hot path); ``again()`` makes the same logits anew for the rare chunk with a row total outside
+    `_SAFE_TOTAL`, which is then redone with the row max subtracted."""
     rows, vocab = logits.shape
     size = _block_size(vocab)
     n_blocks = -(-vocab // size)
