@@ -612,6 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_line(message: str) -> None:
+    """One write for the line and its newline: the ranks of a torchrun job share stderr."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .train import keep_freed_memory
@@ -620,14 +626,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SeqGANError as e:
-        print(f"seqgan: error: {e}", file=sys.stderr)
+        _error_line(f"seqgan: error: {e}")
         return 1
     except KeyboardInterrupt:
         print("seqgan: interrupted", file=sys.stderr)
         return 130
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        print(f"seqgan: error:{where} {e.strerror or e}", file=sys.stderr)
+        _error_line(f"seqgan: error:{where} {e.strerror or e}")
         return 1
 
 
