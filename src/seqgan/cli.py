@@ -629,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         _error_line(f"seqgan: error: {e}")
         return 1
     except KeyboardInterrupt:
-        print("seqgan: interrupted", file=sys.stderr)
+        _error_line("seqgan: interrupted")
         return 130
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""

@@ -150,9 +150,11 @@ class Generator(nn.Module):
         weight = torch.cat([self.out.weight.T, self.out.bias.unsqueeze(0)]) / temperature  # [H + 1, V]
         h = torch.cat([h, h.new_ones(h.shape[0], 1)], dim=1)
         rows = _CACHE_ROWS if h.device.type == "cpu" else h.shape[0]
-        chunks = (h[lo:lo + rows] for lo in range(0, h.shape[0], rows))
-        return torch.cat([_categorical_(part @ weight, uniform[lo:lo + rows], lambda part=part: part @ weight)
-                          for lo, part in zip(range(0, h.shape[0], rows), chunks)])
+        tokens = []
+        for lo in range(0, h.shape[0], rows):
+            part = h[lo:lo + rows]
+            tokens.append(_categorical_(part @ weight, uniform[lo:lo + rows], lambda: part @ weight))
+        return torch.cat(tokens)
 
     def prefix_states(self, tokens: torch.Tensor) -> State:
         """States after consuming [start, y_1..y_t] for t = 0..T-1: each [B, T, H].
