@@ -216,6 +216,7 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
     m = measures(base)
     runs = []
     total = seeds * len(variants)
+    pretrained: set[Path] = set()  # shared pre-training runs known to be finished (each checked once)
     for variant in variants:  # a row's seeds one after another: the table fills row by row
         for i in range(seeds):
             seed = base.run.seed + i
@@ -225,9 +226,10 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
             start = None
             if variant.after is not None and not (run_dir / CHECKPOINT_NAME).is_file():
                 start = out / "runs" / f"pretrain-{variant.after}-seed{seed}"
-                if not _finished(start):
+                if start not in pretrained and not _finished(start):
                     _say(f"seed {seed}: shared pre-training through {variant.after}")
                     _run(_pretraining_config(seeded, variant.after), start, progress, should_stop)
+                pretrained.add(start)
             _say(f"[{len(runs) + 1}/{total}] {variant.name}, seed {seed}")
             _run(cfg, run_dir, progress, should_stop, start, variant.after or "mle")
             runs.append(_collect(cfg, variant, seed, run_dir, out, m))
