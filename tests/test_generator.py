@@ -65,7 +65,7 @@ def test_sample_shapes_replay_and_low_temperature(monkeypatch):
     a = gen.sample(300, uniforms=u, chunk=128)
     assert a.shape == (300, 6) and a.dtype == torch.long and a.min() >= 0 and a.max() < 40
     assert torch.equal(a, gen.sample(300, uniforms=u, chunk=64))  # chunking does not change samples
-    monkeypatch.setattr(generator_module, "_CACHE_ROWS", 7)
+    monkeypatch.setattr(generator_module, "_CHUNK_ROWS", 7)
     assert torch.equal(a, gen.sample(300, uniforms=u))  # nor do the sampler's row chunks
     monkeypatch.undo()
     cold = gen.sample(50, temperature=1e-4)

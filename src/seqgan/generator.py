@@ -18,7 +18,7 @@ State = tuple[torch.Tensor, torch.Tensor]
 # Rows per vocabulary-wide chunk on CPU. Measured on the 2-core CPU (10k paper-size samples):
 # 64 rows 1.54 s, 256 1.05 s, 1024 0.82 s, 4096 0.89 s — fewer, larger ops beat keeping the
 # logits in L2 (an earlier host of the same kind had 64 fastest: the per-op cost varies by host).
-_CACHE_ROWS = 1024
+_CHUNK_ROWS = 1024
 
 
 def _block_size(vocab: int) -> int:
@@ -53,8 +53,8 @@ def categorical(logits: torch.Tensor, uniform: torch.Tensor, temperature: float 
 
 
 def _categorical_(logits: torch.Tensor, uniform: torch.Tensor, again) -> torch.Tensor:
-    """`categorical` at temperature 1 that overwrites ``logits`` (they stay in cache: no copies on
-    the hot path); ``again()`` makes the same logits anew for the rare chunk with a row total outside
+    """`categorical` at temperature 1 that overwrites ``logits`` (no copies on the hot path);
+    ``again()`` makes the same logits anew for the rare chunk with a row total outside
     `_SAFE_TOTAL`, which is then redone with the row max subtracted."""
     rows, vocab = logits.shape
     size = _block_size(vocab)
@@ -143,13 +143,13 @@ class Generator(nn.Module):
                                self.lstm.bias_ih_l0, self.lstm.bias_hh_l0)
 
     def next_tokens(self, h: torch.Tensor, uniform: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Sample the next token [R] from hidden states ``h`` [R, H] (on CPU in cache-sized row chunks).
+        """Sample the next token [R] from hidden states ``h`` [R, H] (on CPU in `_CHUNK_ROWS`-row chunks).
 
         The output layer runs as one plain matmul on [h, 1] @ [Wᵀ; b] / temperature, so the bias is
         not first copied into every row of the logits."""
         weight = torch.cat([self.out.weight.T, self.out.bias.unsqueeze(0)]) / temperature  # [H + 1, V]
         h = torch.cat([h, h.new_ones(h.shape[0], 1)], dim=1)
-        rows = _CACHE_ROWS if h.device.type == "cpu" else h.shape[0]
+        rows = _CHUNK_ROWS if h.device.type == "cpu" else h.shape[0]
         tokens = []
         for lo in range(0, h.shape[0], rows):
             part = h[lo:lo + rows]
