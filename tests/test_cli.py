@@ -109,6 +109,7 @@ def test_plain_discriminator_epoch_learns():
     (["train", "--set", "data.vocab_size=100"], ["paper oracle"]),
     (["train", "--set", "discriminator.filter_sizes=1,30", "discriminator.num_filters=2,2"], ["exceeds"]),
     (["train", "--device", "tpu"], ["run.device", "tpu"]),
+    (["train", "--set", "run.compile=maybe"], ["run.compile", "maybe"]),
     (["sample", "--run", "/nonexistent/run", "--n", "3"], ["run directory not found"]),
     (["score-oracle", "/nonexistent/file.txt"], ["file not found"]),
     (["score-oracle", "x.txt", "--oracle", "/nonexistent/o.npz"], ["oracle file not found"]),

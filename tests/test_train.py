@@ -108,3 +108,22 @@ def test_deterministic_flag_runs_and_changes_nothing_on_cpu(tmp_path, tiny_cfg):
         torch.use_deterministic_algorithms(False)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rs]  # noqa: E731
     assert strip(plain) == strip(strict)
+
+
+def test_compile_auto_only_for_long_discriminator_schedules():
+    """`run.compile=auto` compiles where ~15 s of compiling pays back (>= 100k D batches): the paper
+    preset (200 × 5 × 3 epochs of 313 batches + pre-training = 985,950), not tiny or quick, never a
+    baseline (which trains no discriminator); on / off override."""
+    from seqgan.config import preset
+    from seqgan.train import discriminator_batches, use_compile
+
+    paper = preset("paper")
+    assert discriminator_batches(paper) == 313 * (50 * 3 + 200 * 5 * 3) and use_compile(paper)
+    assert not use_compile(preset("quick")) and not use_compile(preset("tiny"))
+    paper.schedule.method = "mle"
+    assert discriminator_batches(paper) == 0 and not use_compile(paper)
+    quick = preset("quick")
+    quick.run.compile = "on"
+    assert use_compile(quick)
+    paper.schedule.method, paper.run.compile = "seqgan", "off"
+    assert not use_compile(paper)

@@ -16,7 +16,7 @@ from .generator import Generator
 from .reference import PlainDiscriminator, plain_discriminator_epoch, plain_rollout_rewards, plain_sample
 from .rollout import rollout_rewards
 from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_generator, discriminator_epochs,
-                    mle_epoch, policy_gradient_step, resolve_device, resolve_precision)
+                    mle_epoch, policy_gradient_step, resolve_device, resolve_precision, use_compile)
 
 
 def _sync(device: torch.device) -> None:
@@ -92,7 +92,8 @@ class _Setup:
         self.half = num_seqs // 2
         dis = cfg.discriminator
         self.d_opt = adam(self.discriminator.parameters(), dis.lr, self.device)
-        self.graphed = (GraphedDiscriminatorStep(self.discriminator, self.d_opt, dis.batch_size, dis.l2_reg)
+        self.graphed = (GraphedDiscriminatorStep(self.discriminator, self.d_opt, dis.batch_size, dis.l2_reg,
+                                                 compile=use_compile(cfg))
                         if self.device.type == "cuda" else None)
         self.plain_d_opt = torch.optim.Adam(self.plain_discriminator.parameters(), lr=dis.lr)
 

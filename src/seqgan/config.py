@@ -121,6 +121,7 @@ class RunConfig:
     precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
     cuda_graphs: bool = True  # on CUDA, replay the discriminator's training step as a CUDA graph
+    compile: str = "auto"  # on CUDA, torch.compile the loss in that graph: auto (long schedules) | on | off
     tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tensorboard
     deterministic: bool = False  # CUDA: deterministic kernels where PyTorch has them (CPU runs already are)
     checkpoint_seconds: float = 60.0  # checkpoint after a step once this long since the last (and at phase ends)
@@ -218,6 +219,8 @@ class Config:
                               "(n-gram ids must fit in 64 bits)")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise SeqGANError(f"run.precision must be auto, fp32 or bf16, got {r.precision!r}")
+        if r.compile not in ("auto", "on", "off"):
+            raise SeqGANError(f"run.compile must be auto, on or off, got {r.compile!r}")
         if r.device not in ("auto", "cpu", "cuda", "mps"):
             raise SeqGANError(f"run.device must be auto, cpu, cuda or mps, got {r.device!r}")
 

@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,27 @@ def adam(params, lr: float, device: torch.device, fused_on_cpu: bool = True) -> 
     discriminator's 7M parameters: ~1.5x per epoch; the generator's 0.3M: slower than foreach)."""
     fused = device.type == "cuda" or (device.type == "cpu" and fused_on_cpu)
     return torch.optim.Adam(params, lr=lr, fused=fused, capturable=device.type == "cuda")
+
+
+# torch.compile of the discriminator's loss costs ~15 s once and saves ~0.37 ms per training batch
+# (H200: 0.89 -> 0.51 ms), so `run.compile=auto` compiles from this many batches on (the paper
+# preset: ~990k, ~6 min saved; with it forced on, tiny went 5.3 -> 19.9 s and quick 16.0 -> 34.1 s).
+COMPILE_FROM_BATCHES = 100_000
+
+
+def discriminator_batches(cfg: Config) -> int:
+    """Discriminator training batches in the whole schedule (SeqGAN only; baselines train no D)."""
+    s = cfg.schedule
+    if s.method != "seqgan":
+        return 0
+    per_epoch = -(-(min(cfg.data.num_train, s.num_negatives) + s.num_negatives) // cfg.discriminator.batch_size)
+    return per_epoch * (s.d_pretrain_rounds * s.d_pretrain_epochs + s.adv_steps * s.d_steps * s.d_epochs)
+
+
+def use_compile(cfg: Config) -> bool:
+    if cfg.run.compile != "auto":
+        return cfg.run.compile == "on"
+    return discriminator_batches(cfg) >= COMPILE_FROM_BATCHES
 
 
 def use_deterministic_kernels() -> None:
@@ -175,16 +197,16 @@ def policy_gradient_step(generator: Generator, optimizer: torch.optim.Optimizer,
 
 
 def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor,
-                       labels: torch.Tensor, l2_reg: float) -> tuple[torch.Tensor, torch.Tensor]:
+                       labels: torch.Tensor, l2_reg: float, loss_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One Adam step on a batch; returns the loss and the number of correct predictions (tensors).
     Data-parallel: the dropout mask is drawn for the whole batch, each rank runs its rows (one
-    process: all rows, weight exactly 1.0)."""
+    process: all rows, weight exactly 1.0). ``loss_fn``: `Discriminator.loss` or a compiled form."""
     mine, weight = _my_rows(len(tokens))
     mask = discriminator.keep_mask(len(tokens), tokens.device)[mine] if discriminator.dropout.p > 0 else None
     optimizer.zero_grad(set_to_none=True)
     loss = correct = torch.zeros((), device=tokens.device)
     if weight > 0:
-        loss, logits = discriminator.loss(tokens[mine], labels[mine], l2_reg, mask)
+        loss, logits = (loss_fn or discriminator.loss)(tokens[mine], labels[mine], l2_reg, mask)
         loss = loss * weight
         loss.backward()
         loss, correct = loss.detach(), (logits.argmax(dim=1) == labels[mine]).sum()
@@ -196,45 +218,81 @@ def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Opti
 class GraphedDiscriminatorStep:
     """`discriminator_step` for one batch shape, captured once as a CUDA graph and then replayed.
 
-    A batch-64 step launches ~150 small kernels; on a GPU their launch cost, not the arithmetic,
-    bounds it. Replaying the graph is one launch. Capture needs a few warm-up steps: parameters
-    and optimizer state are restored afterwards (in place, so the graph's addresses stay valid),
-    so training continues exactly where it was. Needs Adam(capturable=True) (see `adam`).
+    A batch-64 step launches ~200 small kernels; on a GPU their launch cost, not the arithmetic,
+    bounds it. Replaying the graph is one launch. With ``compile`` the loss inside the graph is
+    torch.compile'd (fused elementwise work: 202 -> 120 kernels and 0.88 -> 0.51 ms a step on an
+    H200, `benchmarks/gpu_discriminator_variants.py`); where compiling fails the step falls back
+    to the plain loss with a warning. Capture needs a few warm-up steps: parameters, optimizer
+    state and the CUDA random generator are restored afterwards (in place, so the graph's
+    addresses stay valid), so training continues exactly where it was and draws the random
+    numbers an eager run would. Needs Adam(capturable=True) (see `adam`).
     """
 
     def __init__(self, discriminator: Discriminator, optimizer: torch.optim.Optimizer, batch_size: int,
-                 l2_reg: float, warmup: int = 3):
+                 l2_reg: float, warmup: int = 3, compile: bool = False):
         device = discriminator.out.weight.device
         self.tokens = torch.zeros(batch_size, discriminator.seq_len, dtype=torch.long, device=device)
         self.labels = torch.arange(batch_size, device=device) % 2
         params = [p for group in optimizer.param_groups for p in group["params"]]
         saved_params = [p.detach().clone() for p in params]
         saved_state = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in params if optimizer.state[p]}
+        saved_rng = torch.cuda.get_rng_state(device)
+
+        def restore() -> None:  # undo the warm-up and capture steps
+            with torch.no_grad():
+                for p, saved in zip(params, saved_params):
+                    p.copy_(saved)
+                for p in params:  # state created by the warm-up is zeroed: the same as fresh Adam state
+                    for key, value in optimizer.state[p].items():
+                        if id(p) in saved_state:
+                            value.copy_(saved_state[id(p)][key])
+                        else:
+                            value.zero_()
+            torch.cuda.set_rng_state(saved_rng, device)
+
         discriminator.train()
+        loss_fn, warmed = discriminator.loss, False
+        if compile:
+            compiled = torch.compile(discriminator.loss)  # compiles at its first call, in the warm-up
+            try:
+                with warnings.catch_warnings():  # Inductor's tuning advice, not actionable here
+                    warnings.filterwarnings("ignore", message="(?s).*(Online softmax|TensorFloat32)")
+                    self._warm_up(discriminator, optimizer, l2_reg, warmup, compiled)
+                loss_fn, warmed = compiled, True
+            except Exception as e:  # no Triton, an unsupported GPU, a compiler bug: run uncompiled
+                warnings.warn(f"torch.compile of the discriminator failed ({type(e).__name__}); "
+                              "running its CUDA graph uncompiled", stacklevel=2)
+                restore()
+        if not warmed:
+            self._warm_up(discriminator, optimizer, l2_reg, warmup, loss_fn)
+        self.loss_sum = torch.zeros((), device=device)  # summed inside the graph: no per-batch host work
+        self.correct_sum = torch.zeros((), dtype=torch.long, device=device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.loss, self.correct = discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg,
+                                                         loss_fn)
+            self.loss_sum.add_(self.loss)
+            self.correct_sum.add_(self.correct)
+        restore()
+
+    def _warm_up(self, discriminator, optimizer, l2_reg, steps, loss_fn) -> None:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(warmup):
-                discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg)
+            for _ in range(steps):
+                discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg, loss_fn)
         torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.loss, self.correct = discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg)
-        with torch.no_grad():  # undo the warm-up and capture steps
-            for p, saved in zip(params, saved_params):
-                p.copy_(saved)
-            for p in params:  # state created by the warm-up is zeroed: the same as fresh Adam state
-                for key, value in optimizer.state[p].items():
-                    if id(p) in saved_state:
-                        value.copy_(saved_state[id(p)][key])
-                    else:
-                        value.zero_()
 
-    def __call__(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, tokens: torch.Tensor, labels: torch.Tensor) -> None:
+        """One step; its loss and correct count land in `loss` / `correct` and are added to
+        `loss_sum` / `correct_sum`."""
         self.tokens.copy_(tokens)
         self.labels.copy_(labels)
         self.graph.replay()
-        return self.loss.clone(), self.correct.clone()
+
+    def zero_sums(self) -> None:
+        self.loss_sum.zero_()
+        self.correct_sum.zero_()
 
 
 def discriminator_epochs(discriminator: Discriminator, optimizer: torch.optim.Optimizer,
@@ -251,16 +309,22 @@ def discriminator_epochs(discriminator: Discriminator, optimizer: torch.optim.Op
     batches = 0
     for _ in range(epochs):
         order = torch.randperm(len(tokens), device=tokens.device)
+        shuffled, shuffled_labels = tokens[order], labels[order]
         loss_sum = correct = torch.zeros((), device=tokens.device)
         batches = 0
+        if graphed is not None:
+            graphed.zero_sums()
         for lo in range(0, len(tokens), batch_size):
-            idx = order[lo:lo + batch_size]
-            use_graph = graphed is not None and len(idx) == batch_size
-            loss, right = (graphed(tokens[idx], labels[idx]) if use_graph else
-                           discriminator_step(discriminator, optimizer, tokens[idx], labels[idx], l2_reg))
-            loss_sum = loss_sum + loss
-            correct = correct + right
+            batch, batch_labels = shuffled[lo:lo + batch_size], shuffled_labels[lo:lo + batch_size]
+            if graphed is not None and len(batch) == batch_size:
+                graphed(batch, batch_labels)  # sums its loss and count itself, added below
+            else:
+                loss, right = discriminator_step(discriminator, optimizer, batch, batch_labels, l2_reg)
+                loss_sum = loss_sum + loss
+                correct = correct + right
             batches += 1
+        if graphed is not None:  # only the last batch can be partial: the sum's order is unchanged
+            loss_sum, correct = loss_sum + graphed.loss_sum, correct + graphed.correct_sum
         _check_finite(loss_sum, "discriminator", phase, step)
     return loss_sum.item() / max(batches, 1), correct.item() / len(tokens)
 
@@ -463,10 +527,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
             opt.load_state_dict(resume[key])
         done_phase, done_step = resume["phase"], resume["step"]
     # Captured after loading: the graph holds the optimizer's state tensors.
-    graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg)
-               if device.type == "cuda" and cfg.run.cuda_graphs and dist.world() == 1 else None)
+    graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg, compile=use_compile(cfg))
+               if device.type == "cuda" and cfg.run.cuda_graphs and dist.world() == 1 and discriminator_batches(cfg)
+               else None)
     if resume:
-        set_rng_state(resume["rng"])  # after the capture, which draws from the CUDA generator
+        set_rng_state(resume["rng"])  # after the capture (which restores the generator it draws from)
 
     def on_rank0(what: str, action) -> None:
         """``action`` (a file write) on rank 0 alone. Should it fail, every rank stops with one line
