@@ -15,11 +15,11 @@ S="python3 -m seqgan"
 step() {  # step NAME SECONDS COMMAND...
     local name=$1 limit=$2; shift 2
     [[ " ${SKIP:-} " == *" $name "* ]] && return
-    local t0=$EPOCHREALTIME
+    local t0; t0=$(date +%s.%N)
     echo "=== $name: $*" >>"$LOG"
     timeout "$limit" "$@" >>"$LOG" 2>&1
     local rc=$?
-    printf '=== %s: rc=%s in %.1f s\n' "$name" "$rc" "$(python3 -c "print($EPOCHREALTIME - $t0)")" | tee -a "$LOG"
+    printf '=== %s: rc=%s in %.1f s\n' "$name" "$rc" "$(python3 -c "print($(date +%s.%N) - $t0)")" | tee -a "$LOG"
 }
 
 step info 60 bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(), \"nccl\", torch.cuda.nccl.version())"'
@@ -59,7 +59,7 @@ for b in sampling rollout discriminator; do
 done
 step bench-adversarial-step 150 $S bench adversarial-step --device cuda --repeats 2 --json
 step bench-schedule 120 $S bench schedule --device cuda --json
-step paper-adv10 240 $S train --preset paper --device cuda --set schedule.adv_steps=10 --out $RUNS/paper-adv10 --no-progress
+step paper-adv10 240 $S train --preset paper --device cuda --set schedule.adv_steps=10 run.compile=on --out $RUNS/paper-adv10 --no-progress
 step paper-phases 30 python3 - $RUNS/paper-adv10/metrics.jsonl <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]

@@ -94,16 +94,36 @@ def test_compiled_graphed_step_matches_eager():
 
 
 def test_compile_failure_falls_back_to_the_plain_graph(monkeypatch):
+    """A compiler that fails part-way through the warm-up (after one real step): the step warns,
+    undoes that step and trains exactly as the plain graph does."""
+    real_compile = torch.compile
+
     def broken(fn):
-        def fail(*args, **kwargs):
-            raise RuntimeError("no working compiler")
-        return fail
+        calls = []
+
+        def once_then_fail(*args, **kwargs):
+            calls.append(1)
+            if len(calls) > 1:
+                raise RuntimeError("no working compiler")
+            return fn(*args, **kwargs)
+        return once_then_fail
     monkeypatch.setattr(torch, "compile", broken)
     tokens = torch.randint(0, 5000, (2030, 20), device=CUDA)
     with pytest.warns(UserWarning, match="torch.compile of the discriminator failed"):
         (loss_f, acc_f), fallback = _trained(True, tokens, compile=True)
+    monkeypatch.setattr(torch, "compile", real_compile)
     (loss_e, acc_e), eager = _trained(False, tokens)
     assert abs(loss_e - loss_f) < 1e-6 and acc_e == acc_f
+    assert max((a - b).abs().max().item() for a, b in zip(eager, fallback)) < 1e-6
+
+
+def test_capture_leaves_the_random_generator_as_it_was():
+    d = Discriminator(5000, 20).to(CUDA)
+    d.compute_dtype = torch.bfloat16
+    opt = adam(d.parameters(), 1e-4, CUDA)
+    before = torch.cuda.get_rng_state()
+    GraphedDiscriminatorStep(d, opt, 64, 0.2)
+    assert torch.equal(torch.cuda.get_rng_state(), before)
 
 
 def test_graphed_step_draws_fresh_dropout_each_replay():
@@ -133,3 +153,10 @@ def test_tiny_run_on_cuda_is_reproducible(tmp_path, tiny_cfg):
     strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rs]  # noqa: E731
     assert strip(a) == strip(b)
     assert a[-1]["phase"] == "adversarial" and torch.isfinite(torch.tensor(a[-1]["nll_oracle"]))
+
+
+def test_tiny_run_with_compiled_discriminator_on_cuda(tmp_path, tiny_cfg):
+    """`train` end to end with `run.compile=on` (the path `auto` takes on long schedules)."""
+    tiny_cfg.run.device, tiny_cfg.run.compile = "cuda", "on"
+    records = train(tiny_cfg, tmp_path, progress=False)
+    assert records[-1]["phase"] == "adversarial" and torch.isfinite(torch.tensor(records[-1]["nll_oracle"]))

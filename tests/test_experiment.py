@@ -148,3 +148,13 @@ def test_realdata_tiny_on_a_text_file(tmp_path, capsys):
     assert "| Self-BLEU-2 |" in (out / "realdata.md").read_text()
     assert (out / "realdata_quality_diversity.png").is_file()
     assert main(["experiment", "table1", "--dataset", str(data), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_shared_pretraining_compiles_as_the_whole_schedule_would():
+    """The shared pre-training run stops before the adversarial phase, so by its own length
+    `run.compile=auto` would not compile; it takes the whole schedule's decision instead."""
+    from seqgan.config import preset
+    from seqgan.experiment import _pretraining_config
+
+    assert _pretraining_config(preset("paper"), "d_pretrain").run.compile == "on"
+    assert _pretraining_config(preset("quick"), "d_pretrain").run.compile == "off"

@@ -127,3 +127,39 @@ def test_compile_auto_only_for_long_discriminator_schedules():
     assert use_compile(quick)
     paper.schedule.method, paper.run.compile = "seqgan", "off"
     assert not use_compile(paper)
+
+
+def test_graphed_epochs_sum_like_eager_steps():
+    """`discriminator_epochs` with a graph-like step object (full batches through it, which keeps
+    its own sums; the partial last batch eager): the same loss, accuracy and parameters, bit for
+    bit, as all-eager epochs. A CPU stand-in for `GraphedDiscriminatorStep`."""
+    from seqgan.discriminator import Discriminator
+    from seqgan.train import discriminator_epochs, discriminator_step
+
+    class StandIn:
+        def __init__(self, d, opt):
+            self.d, self.opt, self.calls = d, opt, 0
+            self.loss_sum, self.correct_sum = torch.zeros(()), torch.zeros((), dtype=torch.long)
+
+        def zero_sums(self):
+            self.loss_sum.zero_()
+            self.correct_sum.zero_()
+
+        def __call__(self, tokens, labels):
+            self.calls += 1
+            loss, correct = discriminator_step(self.d, self.opt, tokens, labels, 0.2)
+            self.loss_sum.add_(loss)
+            self.correct_sum.add_(correct)
+
+    positives, negatives = torch.randint(0, 25, (150, 10)), torch.randint(15, 40, (150, 10))  # 300 = 4 × 64 + 44
+    results = []
+    for graphed in (False, True):
+        torch.manual_seed(1)
+        d = Discriminator(40, 10, emb_dim=8, filter_sizes=(1, 2, 3), num_filters=(8, 8, 8))
+        opt = torch.optim.Adam(d.parameters(), lr=1e-3)
+        stand_in = StandIn(d, opt) if graphed else None
+        result = discriminator_epochs(d, opt, positives, negatives, 2, 64, 0.2, graphed=stand_in)
+        results.append((result, [p.detach().clone() for p in d.parameters()]))
+    assert stand_in.calls == 2 * 4
+    (eager, eager_params), (graph, graph_params) = results
+    assert eager == graph and all(torch.equal(a, b) for a, b in zip(eager_params, graph_params))

@@ -181,7 +181,7 @@ def projected_schedule_seconds(ours: dict, cfg: Config | None = None) -> dict:
     cfg = cfg or Config()
     s = cfg.schedule
     eval_s = ours["sample_10k_s"] * s.num_eval / 10_000
-    d_epoch_s = ours["d_epoch_s"] * (min(cfg.data.num_train, s.num_negatives) + s.num_negatives) / 20_000
+    d_epoch_s = ours["d_epoch_s"] * 2 * min(cfg.data.num_train, s.num_negatives) / 20_000  # as many real as fake
     n_mle_evals = len([e for e in range(1, s.mle_epochs + 1) if e % s.mle_eval_every == 0 or e == s.mle_epochs])
     n_adv_evals = len([e for e in range(1, s.adv_steps + 1) if e % s.adv_eval_every == 0 or e == s.adv_steps])
     d_round = ours["sample_10k_s"] * s.num_negatives / 10_000

@@ -36,7 +36,7 @@ from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_test_samples
-from .train import build_generator, read_metrics, resolve_device, train
+from .train import build_generator, read_metrics, resolve_device, train, use_compile
 
 PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
@@ -142,8 +142,10 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
 
 
 def _pretraining_config(cfg: Config, through: str) -> Config:
-    """The shared pre-training run: the same config, stopped after MLE or D pre-training."""
-    edits = {"schedule.adv_steps": 0, "schedule.method": "seqgan" if through == "d_pretrain" else "mle"}
+    """The shared pre-training run: the same config, stopped after MLE or D pre-training (and
+    compiling the discriminator or not as the whole schedule would, `use_compile`)."""
+    edits = {"schedule.adv_steps": 0, "schedule.method": "seqgan" if through == "d_pretrain" else "mle",
+             "run.compile": "on" if use_compile(cfg) else "off"}
     if through == "mle":
         edits["schedule.d_pretrain_rounds"] = 0
     return _with_edits(cfg, edits)

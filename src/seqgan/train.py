@@ -104,7 +104,7 @@ def discriminator_batches(cfg: Config) -> int:
     s = cfg.schedule
     if s.method != "seqgan":
         return 0
-    per_epoch = -(-(min(cfg.data.num_train, s.num_negatives) + s.num_negatives) // cfg.discriminator.batch_size)
+    per_epoch = -(-2 * min(cfg.data.num_train, s.num_negatives) // cfg.discriminator.batch_size)  # real + fake
     return per_epoch * (s.d_pretrain_rounds * s.d_pretrain_epochs + s.adv_steps * s.d_steps * s.d_epochs)
 
 
@@ -251,37 +251,39 @@ class GraphedDiscriminatorStep:
             torch.cuda.set_rng_state(saved_rng, device)
 
         discriminator.train()
-        loss_fn, warmed = discriminator.loss, False
+        self.loss_sum = torch.zeros((), device=device)  # summed inside the graph: no per-batch host work
+        self.correct_sum = torch.zeros((), dtype=torch.long, device=device)
         if compile:
-            compiled = torch.compile(discriminator.loss)  # compiles at its first call, in the warm-up
             try:
                 with warnings.catch_warnings():  # Inductor's tuning advice, not actionable here
                     warnings.filterwarnings("ignore", message="(?s).*(Online softmax|TensorFloat32)")
-                    self._warm_up(discriminator, optimizer, l2_reg, warmup, compiled)
-                loss_fn, warmed = compiled, True
+                    self._capture(discriminator, optimizer, l2_reg, warmup, torch.compile(discriminator.loss))
+                restore()
+                return
             except Exception as e:  # no Triton, an unsupported GPU, a compiler bug: run uncompiled
                 warnings.warn(f"torch.compile of the discriminator failed ({type(e).__name__}); "
                               "running its CUDA graph uncompiled", stacklevel=2)
                 restore()
-        if not warmed:
-            self._warm_up(discriminator, optimizer, l2_reg, warmup, loss_fn)
-        self.loss_sum = torch.zeros((), device=device)  # summed inside the graph: no per-batch host work
-        self.correct_sum = torch.zeros((), dtype=torch.long, device=device)
+        self._capture(discriminator, optimizer, l2_reg, warmup, discriminator.loss)
+        restore()
+
+    def _capture(self, discriminator, optimizer, l2_reg, warmup, loss_fn) -> None:
+        """``warmup`` eager steps on a side stream (a compiled ``loss_fn`` compiles here), then the
+        step's capture into `graph`."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        try:
+            with torch.cuda.stream(side):
+                for _ in range(warmup):
+                    discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg, loss_fn)
+        finally:
+            torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.loss, self.correct = discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg,
                                                          loss_fn)
             self.loss_sum.add_(self.loss)
             self.correct_sum.add_(self.correct)
-        restore()
-
-    def _warm_up(self, discriminator, optimizer, l2_reg, steps, loss_fn) -> None:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(steps):
-                discriminator_step(discriminator, optimizer, self.tokens, self.labels, l2_reg, loss_fn)
-        torch.cuda.current_stream().wait_stream(side)
 
     def __call__(self, tokens: torch.Tensor, labels: torch.Tensor) -> None:
         """One step; its loss and correct count land in `loss` / `correct` and are added to
