@@ -30,10 +30,11 @@ def test_table1_outputs(table1):
         assert set(r) >= {"method", "seed", "nll_oracle", "nll_test", "samples", "temperatures"}
         lines = (table1 / r["samples"]).read_text().splitlines()
         assert len(lines) == preset("tiny").schedule.num_eval  # min(2000, num_eval)
+        assert r["distinct"] == len(set(lines)) / len(lines) and 0 < r["distinct"] <= 1
         assert [t["temperature"] for t in r["temperatures"]][0] == 0.6
     assert set(result["summary"]) == set(PAPER_TABLE1) and result["complete"] is True
     table = (table1 / "table1.md").read_text()
-    assert "| PG-BLEU |" in table and "8.946" in table and "τ=1.4" in table
+    assert "| PG-BLEU |" in table and "8.946" in table and "τ=1.4" in table and "distinct samples |" in table
     for png in ("table1_learning_curves.png", "table1_quality_diversity.png"):
         assert (table1 / png).read_bytes()[:4] == b"\x89PNG"
 

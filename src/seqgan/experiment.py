@@ -286,7 +286,9 @@ def _collect(cfg: Config, variant: Variant, seed: int, run_dir: Path, out: Path,
     # Reported numbers: the final evaluation's where the log has them, else the sweep's at τ = 1.
     at_one = next((t for t in sweep if t["temperature"] == 1.0), {})
     values = {key: final[key] if key in final else at_one[key] for _, key in m.columns}
-    return {"method": variant.name, "seed": seed, **values, "samples": str(samples.relative_to(out)),
+    distinct = len(set(lines)) / max(len(lines), 1)  # a collapsed generator repeats itself: near 0
+    return {"method": variant.name, "seed": seed, **values, "distinct": distinct,
+            "samples": str(samples.relative_to(out)),
             "run": str(run_dir.relative_to(out)), "elapsed_s": final["elapsed_s"], "temperatures": sweep,
             "curve": curve}
 
@@ -307,7 +309,7 @@ def _summarise(runs: list[dict], variants: list[Variant], m: Measures) -> dict:
         if not mine:
             continue
         row = {"n": len(mine), "paper": v.paper}
-        for _, key in m.columns:
+        for key in [key for _, key in m.columns] + ["distinct"]:
             row[key], row[key + "_std"] = _mean_std([r[key] for r in mine])
         row["temperatures"] = [
             {"temperature": t["temperature"],
@@ -337,11 +339,14 @@ def markdown_table(result: dict, variants: list[Variant], m: Measures = SYNTHETI
     partial = "" if result.get("complete", True) else (
         f"PARTIAL: {len(result['runs'])} runs finished so far; n = seeds per row: "
         + ", ".join(f"{LABELS.get(k, k)} {row['n']}" for k, row in summary.items()) + ". ")
-    lines = [f"{partial}Mean ± std over {seeds} seed(s) at temperature 1. Last column: {y_name} at the same "
-             f"{x_name} — where the method's temperature sweep reaches {x_name} {target:.3f} "
-             f"({LABELS.get(ref_key, ref_key)} at temperature 1; interpolated, – outside the sweep)", "",
-             "| method | " + " | ".join(label for label, _ in m.columns) + f" | paper {y_name} | {y_name} at equal {x_name} |",
-             "|---|" + "---|" * (len(m.columns) + 2)]
+    lines = [f"{partial}Mean ± std over {seeds} seed(s) at temperature 1. {y_name} at equal {x_name}: "
+             f"where the method's temperature sweep reaches {x_name} {target:.3f} "
+             f"({LABELS.get(ref_key, ref_key)} at temperature 1; interpolated, – outside the sweep). Distinct: "
+             "different sequences among a run's kept samples, as a share of them (1.000: no two alike; a "
+             "collapsed generator repeats itself, which NLL-oracle rewards)", "",
+             "| method | " + " | ".join(label for label, _ in m.columns)
+             + f" | paper {y_name} | {y_name} at equal {x_name} | distinct samples |",
+             "|---|" + "---|" * (len(m.columns) + 3)]
     for v in variants:
         row = summary.get(v.name)
         if row:
@@ -349,7 +354,7 @@ def markdown_table(result: dict, variants: list[Variant], m: Measures = SYNTHETI
             matched = value_at(row["temperatures"], target, x, y)
             cells = " | ".join(f"{row[key]:.3f} ± {row[key + '_std']:.3f}" for _, key in m.columns)
             lines.append(f"| {LABELS.get(v.name, v.name)} | {cells} | {paper} | "
-                         f"{'–' if matched is None else f'{matched:.3f}'} |")
+                         f"{'–' if matched is None else f'{matched:.3f}'} | {row['distinct']:.3f} |")
     temps = [t["temperature"] for t in next(iter(summary.values()))["temperatures"]]
     lines += ["", f"Temperature sweep: {y_name} / {x_name} (mean over seeds)", "",
               "| method | " + " | ".join(f"τ={t:g}" for t in temps) + " |", "|---|" + "---|" * len(temps)]
