@@ -15,8 +15,9 @@ from .discriminator import Discriminator
 from .generator import Generator
 from .reference import PlainDiscriminator, plain_discriminator_epoch, plain_rollout_rewards, plain_sample
 from .rollout import rollout_rewards
-from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_generator, discriminator_epochs,
-                    mle_epoch, policy_gradient_step, resolve_device, resolve_precision, use_compile)
+from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_generator, discriminator_epoch_rows,
+                    discriminator_epochs, mle_epoch, policy_gradient_step, resolve_device, resolve_precision,
+                    use_compile)
 
 
 def _sync(device: torch.device) -> None:
@@ -181,7 +182,7 @@ def projected_schedule_seconds(ours: dict, cfg: Config | None = None) -> dict:
     cfg = cfg or Config()
     s = cfg.schedule
     eval_s = ours["sample_10k_s"] * s.num_eval / 10_000
-    d_epoch_s = ours["d_epoch_s"] * 2 * min(cfg.data.num_train, s.num_negatives) / 20_000  # as many real as fake
+    d_epoch_s = ours["d_epoch_s"] * discriminator_epoch_rows(cfg) / 20_000
     n_mle_evals = len([e for e in range(1, s.mle_epochs + 1) if e % s.mle_eval_every == 0 or e == s.mle_epochs])
     n_adv_evals = len([e for e in range(1, s.adv_steps + 1) if e % s.adv_eval_every == 0 or e == s.adv_steps])
     d_round = ours["sample_10k_s"] * s.num_negatives / 10_000

@@ -99,12 +99,17 @@ def adam(params, lr: float, device: torch.device, fused_on_cpu: bool = True) -> 
 COMPILE_FROM_BATCHES = 100_000
 
 
+def discriminator_epoch_rows(cfg: Config) -> int:
+    """Sequences in one discriminator epoch: as many real as generated (`negatives_and_positives`)."""
+    return 2 * min(cfg.data.num_train, cfg.schedule.num_negatives)
+
+
 def discriminator_batches(cfg: Config) -> int:
     """Discriminator training batches in the whole schedule (SeqGAN only; baselines train no D)."""
     s = cfg.schedule
     if s.method != "seqgan":
         return 0
-    per_epoch = -(-2 * min(cfg.data.num_train, s.num_negatives) // cfg.discriminator.batch_size)  # real + fake
+    per_epoch = -(-discriminator_epoch_rows(cfg) // cfg.discriminator.batch_size)
     return per_epoch * (s.d_pretrain_rounds * s.d_pretrain_epochs + s.adv_steps * s.d_steps * s.d_epochs)
 
 
