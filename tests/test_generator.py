@@ -18,7 +18,7 @@ def test_categorical_matches_full_inverse_cdf(vocab, scale, shift):
     u = torch.rand(500, dtype=torch.float64)
     probs = torch.softmax(logits, dim=1)
     cdf = probs.cumsum(dim=1)
-    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1)).squeeze(1).clamp(max=vocab - 1)
+    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1).clamp(max=vocab - 1)
     kept = logits.clone()
     assert torch.equal(categorical(logits, u), expected)
     assert torch.equal(logits, kept)  # the caller's logits are left alone
@@ -82,3 +82,9 @@ def test_init_std():
     gen = Generator(vocab_size=5000, seq_len=20, init_std=0.1)
     assert abs(gen.out.weight.std().item() - 0.1) < 0.005
     assert gen.lstm.bias_hh_l0.abs().sum() == 0
+
+
+def test_categorical_never_picks_a_zero_probability_token():
+    """u = 0 (a possible torch.rand draw) must land on the first token with probability > 0."""
+    logits = torch.tensor([[-200.0, 0.0, 0.0], [-200.0, -200.0, 0.0]])  # exp(-200) is 0 in float32
+    assert categorical(logits, torch.zeros(2)).tolist() == [1, 2]

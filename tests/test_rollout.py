@@ -79,3 +79,36 @@ def test_rollout_policy_delayed_copy():
         gen.out.weight.add_(1.0)
     delayed.update()
     assert torch.allclose(delayed.module.out.weight, 0.8 * before + 0.2 * gen.out.weight)
+
+
+def test_delayed_rollout_policy_starts_from_the_pretrained_generator(tmp_path, tiny_cfg, monkeypatch):
+    """Algorithm 1: β ← θ after pre-training. With r > 0 the first adversarial roll-out must use the
+    MLE-trained generator, not the copy made before pre-training."""
+    import seqgan.train as train_module
+
+    seen = []
+
+    def spy(policy, reward, seqs, num_rollouts, chunk, masked=False):
+        generator = generator_of[0]
+        seen.append(max((b - t).abs().max().item() for b, t in zip(policy.parameters(), generator.parameters())))
+        return real_rollout_shared(policy, reward, seqs, num_rollouts, chunk, masked)
+
+    real_rollout_shared, real_build = train_module.rollout_shared, train_module.build_generator
+    generator_of = []
+    monkeypatch.setattr(train_module, "build_generator", lambda cfg: generator_of.append(real_build(cfg)) or generator_of[0])
+    monkeypatch.setattr(train_module, "rollout_shared", spy)
+    tiny_cfg.schedule.rollout_update_rate = 0.8
+    tiny_cfg.schedule.adv_steps = 2
+    train_module.train(tiny_cfg, tmp_path, progress=False)
+    assert seen[0] == 0.0  # β = θ at the first g-step (the copy used to be the untrained generator)
+    assert seen[-1] > 0.0  # then a delayed copy: β ← 0.8β + 0.2θ lags the updated θ
+
+
+def test_rollout_of_no_rows():
+    """A data-parallel rank may get no share of a batch: an empty [0, T] result, no error."""
+    from seqgan.baselines import BleuReward
+
+    gen, dis = tiny_models()
+    seqs = gen.sample(B)
+    assert rollout_rewards(gen, dis, seqs[:0], N).shape == (0, T)
+    assert rollout_rewards(gen, BleuReward(seqs, 2, V), seqs[:0], N).shape == (0, T)

@@ -163,3 +163,24 @@ def test_graphed_epochs_sum_like_eager_steps():
     assert stand_in.calls == 2 * 4
     (eager, eager_params), (graph, graph_params) = results
     assert eager == graph and all(torch.equal(a, b) for a, b in zip(eager_params, graph_params))
+
+
+def test_masked_mle_loss_summed_over_ranks_is_the_whole_batch_mean():
+    """Data-parallel MLE on a corpus: ranks' rows end at different EOS positions, and the sum of
+    their `mle_loss` gradients must be the one-process gradient of the batch's per-token mean."""
+    from seqgan.data import EOS
+    from seqgan.train import mle_loss
+
+    torch.manual_seed(0)
+    generator = Generator(12, 6, emb_dim=4, hidden_dim=5).double()
+    batch = torch.randint(4, 12, (5, 6))
+    batch[0, 1] = batch[1, 4] = batch[3, 2] = EOS  # rows end at different places; rows 2 and 4 never
+    for masked in (True, False):
+        generator.zero_grad()
+        mle_loss(generator, batch, slice(0, 5), 1.0, masked).backward()
+        whole = [p.grad.clone() for p in generator.parameters()]
+        generator.zero_grad()
+        for mine in (slice(0, 3), slice(3, 5)):  # two ranks: 3 rows and 2
+            mle_loss(generator, batch, mine, (mine.stop - mine.start) / 5, masked).backward()
+        for p, expected in zip(generator.parameters(), whole):
+            assert torch.allclose(p.grad, expected, rtol=0, atol=1e-12)

@@ -14,7 +14,9 @@ import torch
 from .config import Config, SeqGANError
 
 FORMAT_VERSION = 1
-CHECKPOINT_NAME = "checkpoint.pt"
+# A run directory's files (and data.VOCAB_NAME for a corpus run).
+CHECKPOINT_NAME, CONFIG_NAME = "checkpoint.pt", "config.json"
+METRICS_NAME, SAMPLES_NAME = "metrics.jsonl", "samples.txt"
 
 
 def save_checkpoint(path: Path, cfg: Config, **state) -> None:

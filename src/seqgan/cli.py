@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .checkpoint import CHECKPOINT_NAME, METRICS_NAME
 from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
 from .data import read_lines
 
@@ -80,7 +81,7 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
     run_dir = Path(out) if out else Path("runs") / f"{preset_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     if run_dir.exists() and not run_dir.is_dir():
         raise SeqGANError(f"--out {run_dir} exists and is not a directory")
-    if (run_dir / "checkpoint.pt").exists() or (run_dir / "metrics.jsonl").exists():
+    if (run_dir / CHECKPOINT_NAME).exists() or (run_dir / METRICS_NAME).exists():
         raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -337,7 +338,7 @@ def cmd_plot(args) -> int:
     from .train import read_metrics
 
     run_dir = Path(args.run)
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir / METRICS_NAME)
     # One x axis through all phases: MLE epochs, then D pre-training rounds, then adversarial steps.
     offsets, x, start = {}, [], 0
     for r in records:
@@ -383,7 +384,7 @@ def cmd_inspect(args) -> int:
 
     run_dir = Path(args.run)
     cfg, payload = run_checkpoint(run_dir)
-    records = read_metrics(run_dir / "metrics.jsonl", required=False)
+    records = read_metrics(run_dir / METRICS_NAME, required=False)
     last = records[-1] if records else None
     info = {"run": str(run_dir), "phase": payload.get("phase"), "step": payload.get("step"),
             "generator_sha256": state_sha256(payload["generator"]),

@@ -51,7 +51,8 @@ class Discriminator(nn.Module):
 
     def reset_parameters(self) -> None:
         """The authors' init: embedding U(-1, 1); conv and output weights truncated N(0, 0.1) with
-        bias 0.1; highway layer PyTorch's default init (fan-in 1720 for both halves), gate bias 0."""
+        bias 0.1. Not the authors': the highway layer has PyTorch's default init (fan-in 1720 for
+        both halves) and gate bias 0, theirs Glorot-uniform weights and biases (README says why kept)."""
         with torch.no_grad():
             self.embedding.weight.uniform_(-1.0, 1.0)
             for layer in [*self.banks, self.out]:
@@ -163,7 +164,7 @@ class Discriminator(nn.Module):
                      for lo in range(0, tokens.shape[0], chunk)]
         finally:
             self.train(was_training)
-        return torch.cat(parts)
+        return torch.cat(parts) if parts else torch.zeros(0, device=self.out.weight.device)
 
 
 def _max_over_positions(scores: torch.Tensor) -> torch.Tensor:

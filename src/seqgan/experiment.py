@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, METRICS_NAME, SAMPLES_NAME, load_checkpoint
 from .config import Config, SeqGANError, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
@@ -137,7 +137,7 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
     s = cfg.schedule
     state["phase"], state["step"] = start_phase, s.mle_epochs if start_phase == "mle" else s.d_pretrain_rounds
     run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(start_from / "metrics.jsonl", run_dir / "metrics.jsonl")
+    shutil.copyfile(start_from / METRICS_NAME, run_dir / METRICS_NAME)
     train(cfg, run_dir, progress, resume=state, should_stop=should_stop)
 
 
@@ -275,11 +275,11 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
 
 
 def _collect(cfg: Config, variant: Variant, seed: int, run_dir: Path, out: Path, m: Measures) -> dict:
-    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if m.curve in r]
+    records = [r for r in read_metrics(run_dir / METRICS_NAME) if m.curve in r]
     final = records[-1]
     samples = out / "samples" / f"{variant.name}-seed{seed}.txt"
     samples.parent.mkdir(exist_ok=True)
-    lines = (run_dir / "samples.txt").read_text(encoding="utf-8").splitlines()[:SAMPLES_KEPT]
+    lines = (run_dir / SAMPLES_NAME).read_text(encoding="utf-8").splitlines()[:SAMPLES_KEPT]
     samples.write_text("\n".join(lines) + "\n", encoding="utf-8")
     curve = [{"x": _curve_x(r, cfg), m.curve: r[m.curve]} for r in records if r["phase"] != "d_pretrain"]
     sweep = temperature_sweep(cfg, run_dir)

@@ -68,11 +68,12 @@ def _categorical_(logits: torch.Tensor, uniform: torch.Tensor, again) -> torch.T
             weights = _padded_exp_(again(), n_blocks * size - vocab, subtract_max=True)
             block_cdf = weights.view(rows, n_blocks, size).sum(dim=2).cumsum_(dim=1)
     target = uniform.to(block_cdf.dtype).unsqueeze(1) * block_cdf[:, -1:]
-    block = torch.searchsorted(block_cdf, target).clamp_(max=n_blocks - 1)
+    # right=True: the first index whose CDF exceeds the target, so u = 0 never picks a token of probability 0
+    block = torch.searchsorted(block_cdf, target, right=True).clamp_(max=n_blocks - 1)
     inner_cdf = weights.view(rows, n_blocks, size)[torch.arange(rows, device=logits.device), block.squeeze(1)]
     inner_cdf = inner_cdf.cumsum_(dim=1)
     remainder = target - block_cdf.gather(1, block) + inner_cdf[:, -1:]  # target minus the blocks before
-    inner = torch.searchsorted(inner_cdf, remainder).clamp_(max=size - 1)
+    inner = torch.searchsorted(inner_cdf, remainder, right=True).clamp_(max=size - 1)
     token = (block * size + inner).squeeze(1)
     return token.clamp_(max=vocab - 1)  # only reachable through float rounding at the very top
 
@@ -149,12 +150,12 @@ class Generator(nn.Module):
         not first copied into every row of the logits."""
         weight = torch.cat([self.out.weight.T, self.out.bias.unsqueeze(0)]) / temperature  # [H + 1, V]
         h = torch.cat([h, h.new_ones(h.shape[0], 1)], dim=1)
-        rows = _CHUNK_ROWS if h.device.type == "cpu" else h.shape[0]
+        rows = _CHUNK_ROWS if h.device.type == "cpu" else max(h.shape[0], 1)
         tokens = []
         for lo in range(0, h.shape[0], rows):
             part = h[lo:lo + rows]
             tokens.append(_categorical_(part @ weight, uniform[lo:lo + rows], lambda: part @ weight))
-        return torch.cat(tokens)
+        return torch.cat(tokens) if tokens else torch.zeros(0, dtype=torch.long, device=h.device)
 
     def prefix_states(self, tokens: torch.Tensor) -> State:
         """States after consuming [start, y_1..y_t] for t = 0..T-1: each [B, T, H].

@@ -95,6 +95,12 @@ class RolloutPolicy:
         self.module = generator if update_rate == 0 else copy.deepcopy(generator).requires_grad_(False)
 
     @torch.no_grad()
+    def reset(self) -> None:
+        """β ← θ: Algorithm 1 before its first adversarial step (the copy was made before pre-training)."""
+        if self.module is not self.generator:
+            self.module.load_state_dict(self.generator.state_dict())
+
+    @torch.no_grad()
     def update(self) -> None:
         if self.module is self.generator:
             return

@@ -31,11 +31,11 @@ from tqdm import tqdm
 
 from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
-from .checkpoint import CHECKPOINT_NAME, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, save_checkpoint
 from .config import Config, SeqGANError
 from .discriminator import Discriminator
 from .generator import Generator
-from .data import BOS, VOCAB_NAME, Corpus, eos_mask, load_corpus, pad_after_eos, token_mean
+from .data import BOS, VOCAB_NAME, Corpus, eos_mask, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_samples, oracle_test_samples
 from .rollout import RolloutPolicy, as_reward, rollout_rewards
@@ -161,6 +161,16 @@ def _my_rows(batch_rows: int) -> tuple[slice, float]:
     return mine, (mine.stop - mine.start) / batch_rows
 
 
+def mle_loss(generator: Generator, batch: torch.Tensor, mine: slice, weight: float, masked: bool) -> torch.Tensor:
+    """This rank's part of the batch's mean token NLL: summed over ranks it is the whole batch's.
+    Unmasked every row has T tokens (the mean of its rows times its share of them); masked (corpus)
+    its rows' NLL summed over their tokens up to each first EOS, over the whole batch's count."""
+    log_prob = generator.log_prob(batch[mine])
+    if not masked:
+        return -log_prob.mean() * weight
+    return -(log_prob * eos_mask(batch[mine])).sum() / eos_mask(batch).sum()
+
+
 def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torch.Tensor,
               batch_size: int, grad_clip: float, step: int = 0, masked: bool = False) -> float:
     """One epoch of teacher-forced maximum likelihood (mean token NLL); returns the mean loss.
@@ -175,7 +185,7 @@ def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torc
         mine, weight = _my_rows(len(batch))
         optimizer.zero_grad(set_to_none=True)
         if weight > 0:  # weight is exactly 1.0 in one process: the products below change no bit
-            loss = -token_mean(generator.log_prob(batch[mine]), batch[mine], masked) * weight
+            loss = mle_loss(generator, batch, mine, weight, masked)
             loss.backward()
             total += loss.detach()
         dist.sum_gradients(generator)
@@ -209,7 +219,8 @@ def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Opti
     mine, weight = _my_rows(len(tokens))
     mask = discriminator.keep_mask(len(tokens), tokens.device)[mine] if discriminator.dropout.p > 0 else None
     optimizer.zero_grad(set_to_none=True)
-    loss = correct = torch.zeros((), device=tokens.device)
+    loss = torch.zeros((), device=tokens.device)
+    correct = torch.zeros((), dtype=torch.long, device=tokens.device)  # the dtype of the others' count
     if weight > 0:
         loss, logits = (loss_fn or discriminator.loss)(tokens[mine], labels[mine], l2_reg, mask)
         loss = loss * weight
@@ -494,10 +505,10 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     corpus = resolve_corpus(cfg) if cfg.data.corpus else None
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        (run_dir / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         if corpus is not None:
             corpus.vocab.save(run_dir / VOCAB_NAME)
-    log = (RunLog(run_dir / "metrics.jsonl", started, keep=resume["log_lines"] if resume else 0,
+    log = (RunLog(run_dir / METRICS_NAME, started, keep=resume["log_lines"] if resume else 0,
                   tensorboard=cfg.run.tensorboard) if main else _NoLog())
     device = resolve_device(cfg.run.device)
     if cfg.run.deterministic:
@@ -577,7 +588,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
         return done_step + 1 if phase == done_phase else 1
 
     def record(phase: str, step: int, **values) -> None:
-        on_rank0(str(run_dir / "metrics.jsonl"), lambda: log.write(phase, step, **values))
+        on_rank0(str(run_dir / METRICS_NAME), lambda: log.write(phase, step, **values))
 
     def eval_record(phase: str, step: int, **values) -> None:
         samples = sample_shared(generator, s.num_eval, chunk, masked)
@@ -586,11 +597,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
             if corpus is None:
                 log.write(phase, step, nll_oracle=nll_oracle(oracle, samples, chunk),
                           nll_test=nll_test(generator, test, chunk), **values)
-                write_tokens(run_dir / "samples.txt", samples)  # the latest evaluation's samples
+                write_tokens(run_dir / SAMPLES_NAME, samples)  # the latest evaluation's samples
             else:
                 log.write(phase, step, nll_test=nll_test(generator, test, chunk, masked=True), **values)
                 lines = (corpus.vocab.text(row) for row in samples.tolist())
-                (run_dir / "samples.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+                (run_dir / SAMPLES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
         on_rank0(f"the metrics log or samples in {run_dir}", write)
 
@@ -627,6 +638,8 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
 
     # 3. Adversarial training (or the baseline's generator updates in its place).
     desc = "adversarial" if method == "seqgan" else method
+    if first_step("adversarial") == 1:
+        rollout.reset()  # β ← θ: the delayed copy starts from the pre-trained generator
     for step in _bar(range(first_step("adversarial"), adv_steps + 1), desc, progress):
         g_loss = mean_reward = d_loss = d_acc = sample_prob = None
         if method in ("mle", "scheduled_sampling"):
