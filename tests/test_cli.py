@@ -226,3 +226,72 @@ def test_tensorboard_events(tmp_path):
     log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     mle_losses = [r["g_loss"] for r in log if r["phase"] == "mle"]
     assert [round(e.value, 5) for e in events.Scalars("mle/g_loss")] == [round(v, 5) for v in mle_losses]
+
+
+@pytest.mark.parametrize("setting,needle", [("generator.lr=inf", "generator.lr must be a finite number"),
+                                            ("run.checkpoint_seconds=nan", "must be a finite number"),
+                                            ("data.oracle_seed=-1", "data.oracle_seed must be in [0, 2^31)"),
+                                            ("run.seed=99999999999999999999", "run.seed must be in [0, 2^31)")])
+def test_bad_config_values_stop_before_anything_runs(setting, needle, tmp_path, capsys):
+    assert_one_line_error(main(["train", *TINY_FAST, "--out", str(tmp_path / "r"), "--set", setting]),
+                          capsys.readouterr().err, needle)
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("args,needle", [(["sample", "--run", "r", "--n", "2", "--seed", "99999999999999999999"],
+                                          "--seed: the seed must be in [0, 2^31)"),
+                                         (["bleu", "--references", "a", "--hypotheses", "b", "--n", "100000000000"],
+                                          "an n-gram order from 1 to 100")])
+def test_bad_flags_are_usage_errors(args, needle, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_unknown_device_is_one_line_error_in_every_command(tiny_run, capsys):
+    for command in (["sample", "--run", str(tiny_run), "--n", "2"], ["evaluate", "--run", str(tiny_run), "--n", "2"],
+                    ["train", "--resume", str(tiny_run)], ["bench", "sampling"]):
+        assert_one_line_error(main([*command, "--device", "tpu"]), capsys.readouterr().err, "'tpu'", "cuda")
+
+
+def test_checkpoint_with_missing_or_misfitting_state_is_one_line_error(tiny_run, tmp_path, capsys):
+    payload = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    (tmp_path / "nogen").mkdir()
+    torch.save({k: v for k, v in payload.items() if k != "generator"}, tmp_path / "nogen" / "checkpoint.pt")
+    for command in (["inspect", str(tmp_path / "nogen")], ["sample", "--run", str(tmp_path / "nogen"), "--n", "2"]):
+        assert_one_line_error(main(command), capsys.readouterr().err, "missing 'generator'")
+    config = json.loads(payload["config"])
+    config["data"]["vocab_size"] += 10  # weights for 20 tokens, a config for 30
+    (tmp_path / "misfit").mkdir()
+    torch.save({**payload, "config": json.dumps(config)}, tmp_path / "misfit" / "checkpoint.pt")
+    assert_one_line_error(main(["sample", "--run", str(tmp_path / "misfit"), "--n", "2"]), capsys.readouterr().err,
+                          "the checkpoint's generator does not fit its config")
+
+
+def test_corrupt_experiment_record_is_one_line_error(tmp_path, capsys):
+    for content in (b"{broken", b"\xff\xfe", b"[1]"):
+        (tmp_path / "experiment.json").write_bytes(content)
+        assert_one_line_error(main(["experiment", "table1", "--preset", "tiny", "--seeds", "1", "--out", str(tmp_path)]),
+                              capsys.readouterr().err, "is not an experiment record")
+
+
+def test_oracle_file_with_wrong_shapes_is_one_line_error(tmp_path, capsys):
+    import numpy as np
+
+    from seqgan.oracle import paper_oracle_path
+
+    with np.load(paper_oracle_path()) as f:
+        params = dict(f)
+    params["U_f"] = params["U_f"][:20]
+    np.savez(tmp_path / "bad.npz", **params)
+    (tmp_path / "s.txt").write_text("1 2 3\n")
+    assert_one_line_error(main(["score-oracle", str(tmp_path / "s.txt"), "--oracle", str(tmp_path / "bad.npz")]),
+                          capsys.readouterr().err, "U_f has shape (20, 32), expected (32, 32)")
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"phase": "init", "step": 0}\n')  # what a run that died early leaves
+    assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
+    assert (out / "checkpoint.pt").is_file()

@@ -19,6 +19,11 @@ CHECKPOINT_NAME, CONFIG_NAME = "checkpoint.pt", "config.json"
 METRICS_NAME, SAMPLES_NAME = "metrics.jsonl", "samples.txt"
 
 
+# What `train` writes besides the config (and "rollout" for a delayed roll-out policy).
+STATE_KEYS = ("phase", "step", "log_lines", "rng", "generator", "discriminator", "mle_optimizer", "adv_optimizer",
+              "d_optimizer")
+
+
 def save_checkpoint(path: Path, cfg: Config, **state) -> None:
     """Write {format_version, config, **state} to ``path`` via a temporary file + fsync + rename,
     so the previous checkpoint stays intact until the new one is complete."""
@@ -61,7 +66,20 @@ def load_checkpoint(path: Path) -> tuple[Config, dict]:
         cfg = Config.from_dict(json.loads(payload["config"]))
     except (ValueError, TypeError, AttributeError) as e:
         raise SeqGANError(f"checkpoint {path} holds an unreadable config: {e}") from None
+    missing = [key for key in STATE_KEYS if key not in payload]
+    if missing:
+        raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint (missing {missing[0]!r})")
     return cfg, payload
+
+
+def restore(target, state, what: str) -> None:
+    """``target.load_state_dict(state)`` for a module or optimizer from a checkpoint; weights that
+    do not fit the checkpoint's own config stop with one line."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
+        raise SeqGANError(f"the checkpoint's {what} does not fit its config ({first_line[:160]})") from None
 
 
 def run_checkpoint(run_dir: Path) -> tuple[Config, dict]:

@@ -1,4 +1,5 @@
-"""The `seqgan` command: train | sample | score-oracle | bench."""
+"""The `seqgan` command: train | experiment | sample | evaluate | score-oracle | inspect | plot | bleu |
+self-bleu | bench."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from . import __version__
 from .checkpoint import CHECKPOINT_NAME, METRICS_NAME
-from .config import METHODS, PRESETS, Config, SeqGANError, preset, set_field
+from .config import METHODS, PRESETS, Config, SeqGANError, check_seed, preset, set_field
 from .data import read_lines
 
 
@@ -36,6 +37,22 @@ def _positive_float(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _bleu_order(text: str) -> int:
+    value = _positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"expected an n-gram order from 1 to 100, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return check_seed("the seed", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    except SeqGANError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _apply_run_flags(cfg: Config, args) -> None:
@@ -81,7 +98,7 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
     run_dir = Path(out) if out else Path("runs") / f"{preset_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     if run_dir.exists() and not run_dir.is_dir():
         raise SeqGANError(f"--out {run_dir} exists and is not a directory")
-    if (run_dir / CHECKPOINT_NAME).exists() or (run_dir / METRICS_NAME).exists():
+    if (run_dir / CHECKPOINT_NAME).exists():  # a run stopped before its first checkpoint has nothing to resume
         raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -93,13 +110,13 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
     return run_dir
 
 
-def _summary(records: list[dict], method: str = "seqgan") -> str:
-    """The run's table: NLL after each phase, beside the paper's Table 1 on the synthetic task;
+def _summary(records: list[dict], method: str = "seqgan", paper_oracle: bool = True) -> str:
+    """The run's table: NLL after each phase, beside the paper's Table 1 on the paper's oracle;
     NLL-test alone on a corpus (there is no oracle)."""
     from .experiment import LABELS, PAPER_TABLE1
 
     evaluated = [r for r in records if "nll_test" in r]
-    synthetic = any("nll_oracle" in r for r in evaluated)
+    synthetic = paper_oracle and any("nll_oracle" in r for r in evaluated)  # the paper's numbers mean something
     final = (f"after {LABELS[method]}", PAPER_TABLE1[method], LABELS[method])
     lines = [f"{'':26}{'step':>6}{'NLL-oracle':>12}{'NLL-test':>10}" + ("   paper Table 1" if synthetic else "")]
     for phase, (label, paper, name) in (("init", ("untrained G", PAPER_TABLE1["random"], "Random")),
@@ -183,6 +200,7 @@ def _train(args, main: bool) -> int:
         run_dir = Path(args.resume)
         cfg, resume = run_checkpoint(run_dir)
         _apply_run_flags(cfg, args)
+        cfg.validate()  # the flags just applied (e.g. --device)
         if resume["phase"] == "done":
             say(f"seqgan train: {run_dir} is already complete")
             return 0
@@ -216,7 +234,7 @@ def _train(args, main: bool) -> int:
     records = result
     if not main:
         return 0
-    print(_summary(records, cfg.schedule.method))
+    print(_summary(records, cfg.schedule.method, cfg.data.oracle == "paper"))
     print(f"elapsed {records[-1]['elapsed_s']:.1f} s; metrics, checkpoint and samples in {run_dir}")
     return 0
 
@@ -248,7 +266,7 @@ def cmd_experiment(args) -> int:
 
 def _load_run(run: str, device: str | None):
     """A run's config, generator (on ``device``, default CPU) and vocabulary (None: synthetic task)."""
-    from .checkpoint import run_checkpoint
+    from .checkpoint import restore, run_checkpoint
     from .data import VOCAB_NAME, Vocab
     from .train import build_generator, resolve_device
 
@@ -256,7 +274,7 @@ def _load_run(run: str, device: str | None):
     cfg, payload = run_checkpoint(run_dir)
     vocab = Vocab.load(run_dir / VOCAB_NAME, cfg.data.vocab_size) if cfg.data.corpus else None
     generator = build_generator(cfg)
-    generator.load_state_dict(payload["generator"])
+    restore(generator, payload["generator"], "generator")
     return cfg, generator.to(resolve_device(device or "cpu")).eval(), vocab
 
 
@@ -287,7 +305,7 @@ def cmd_sample(args) -> int:
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {args.n} sequences to {args.out}", file=sys.stderr)
-    elif not args.midi:
+    else:
         for line in lines:
             print(line)
     return 0
@@ -372,6 +390,8 @@ def cmd_plot(args) -> int:
     fig.suptitle(f"seqgan run {run_dir}")
     fig.tight_layout()
     out = Path(args.out) if args.out else run_dir / "learning_curves.png"
+    if not out.suffix:  # matplotlib would add .png itself; say the file it writes
+        out = out.with_suffix(".png")
     fig.savefig(out, dpi=110)
     plt.close(fig)
     print(f"wrote {out}")
@@ -517,9 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seqgan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="run Algorithm 1 on the synthetic oracle task")
+    p = sub.add_parser("train", help="run Algorithm 1 (or a baseline) on the synthetic oracle task or a corpus")
     p.add_argument("--preset", default=None, choices=PRESETS, help="schedule and sizes (default: quick)")
-    p.add_argument("--seed", type=int, default=None, help="run seed (default: the preset's, 88)")
+    p.add_argument("--seed", type=_seed, default=None, help="run seed (default: the preset's, 88)")
     p.add_argument("--out", default=None, help="run directory (default: runs/PRESET-seedN-TIME)")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
@@ -547,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="realdata: corpus tokens (default: the shipped corpus's, else char)")
     p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes of every run (default: quick)")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per method: run.seed, run.seed+1, ... (default 3)")
-    p.add_argument("--seed", type=int, default=None, help="first seed (default: the preset's, 88)")
+    p.add_argument("--seed", type=_seed, default=None, help="first seed (default: the preset's, 88)")
     p.add_argument("--out", default=None, help="experiment directory (default: runs/experiment-NAME-PRESET); "
                                                "re-run the same command to continue it")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="config override for every run")
@@ -556,11 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="last stdout line: {\"experiment\", \"out\", \"summary\"}")
     p.set_defaults(func=cmd_experiment, deterministic=False, tensorboard=False)
 
-    p = sub.add_parser("sample", help="sample token-id sequences from a trained run")
+    p = sub.add_parser("sample", help="sample sequences from a trained run (token ids, or text for a corpus run)")
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
     p.add_argument("--n", type=_positive_int, required=True, help="number of sequences")
     p.add_argument("--temperature", type=_positive_float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
     p.add_argument("--midi", default=None, metavar="FILE", help="music runs: also write the samples as MIDI (music21)")
@@ -570,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
     p.add_argument("--n", type=_positive_int, default=2000, help="generated sequences (default 2000)")
     p.add_argument("--temperature", type=_positive_float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: all numbers as JSON")
     p.set_defaults(func=cmd_evaluate)
@@ -594,20 +614,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bleu", help="BLEU-n of hypotheses against references (nltk's definition, exact)")
     p.add_argument("--references", required=True, help="text file, one sequence a line, whitespace tokens")
     p.add_argument("--hypotheses", required=True, help="text file, one sequence a line, whitespace tokens")
-    p.add_argument("--n", type=_positive_int, default=4, help="maximum n-gram order (default 4)")
+    p.add_argument("--n", type=_bleu_order, default=4, help="maximum n-gram order, 1-100 (default 4)")
     p.add_argument("--json", action="store_true", help="last stdout line: {\"bleu\": <float>}")
     p.set_defaults(func=cmd_bleu)
 
     p = sub.add_parser("self-bleu", help="Self-BLEU-n: each hypothesis against all the others")
     p.add_argument("--hypotheses", required=True, help="text file, one sequence a line, whitespace tokens")
-    p.add_argument("--n", type=_positive_int, default=4, help="maximum n-gram order (default 4)")
+    p.add_argument("--n", type=_bleu_order, default=4, help="maximum n-gram order, 1-100 (default 4)")
     p.add_argument("--json", action="store_true", help="last stdout line: {\"self_bleu\": <float>}")
     p.set_defaults(func=cmd_self_bleu)
 
     p = sub.add_parser("bench", help="speed benchmarks against plain reference implementations")
     p.add_argument("what", choices=["rollout", "discriminator", "sampling", "adversarial-step", "schedule"])
     p.add_argument("--repeats", type=_positive_int, default=1, help="timed repetitions (best is reported)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: JSON result")
     p.set_defaults(func=cmd_bench)
     return parser
@@ -633,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         _error_line("seqgan: interrupted")
         return 130
     except OSError as e:
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        where = f" {e.filename}:" if getattr(e, "filename", None) else ""
         _error_line(f"seqgan: error:{where} {e.strerror or e}")
         return 1
 

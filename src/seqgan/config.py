@@ -8,12 +8,23 @@ SEQGAN_NOTES.md. Presets (`paper`, `quick`, `tiny`) are built from these datacla
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 
 
 class SeqGANError(Exception):
     """An error meant for people: the CLI prints its message on one line and exits non-zero."""
+
+
+SEED_LIMIT = 2 ** 31  # seeds go to Python's, numpy's and torch's generators alike: 0 <= seed < this
+
+
+def check_seed(name: str, value: int, room: int = 0) -> int:
+    """``value`` if it is a usable seed (with ``room`` more seeds after it), else a SeqGANError."""
+    if not 0 <= value < SEED_LIMIT - room:
+        raise SeqGANError(f"{name} must be in [0, 2^31{f' - {room}' if room else ''}), got {value}")
+    return value
 
 
 @dataclass
@@ -154,6 +165,14 @@ class Config:
 
     def validate(self) -> None:
         d, g, dis, s, r = self.data, self.generator, self.discriminator, self.schedule, self.run
+        for section in dataclasses.fields(self):
+            for f in dataclasses.fields(getattr(self, section.name)):
+                value = getattr(getattr(self, section.name), f.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise SeqGANError(f"{section.name}.{f.name} must be a finite number, got {value}")
+        check_seed("run.seed", r.seed)
+        check_seed("data.oracle_seed", d.oracle_seed)
+        check_seed("data.data_seed", d.data_seed, room=1)  # data_seed + 1 seeds the test samples
         positive = {
             "data.vocab_size": d.vocab_size, "data.seq_len": d.seq_len, "data.emb_dim": d.emb_dim,
             "data.hidden_dim": d.hidden_dim, "data.num_train": d.num_train, "data.num_test": d.num_test,

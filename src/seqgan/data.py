@@ -122,6 +122,8 @@ class Vocab:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             vocab = cls(list(data["tokens"]), data["tokenize"])
+            if not all(isinstance(token, str) for token in vocab.tokens):
+                raise TypeError("tokens must be strings")
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             raise SeqGANError(f"{path}: not a seqgan vocabulary file") from None
         if vocab_size is not None and len(vocab) != vocab_size:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT_NAME, METRICS_NAME, SAMPLES_NAME, load_checkpoint
-from .config import Config, SeqGANError, set_field
+from .checkpoint import CHECKPOINT_NAME, METRICS_NAME, SAMPLES_NAME, load_checkpoint, restore
+from .config import Config, SeqGANError, check_seed, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
@@ -156,14 +156,14 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
     """NLL-oracle and NLL-test of the run's final generator at each temperature (cached in
     RUN_DIR/temperatures.json). Samples are drawn with torch seeded from run.seed."""
     cache = run_dir / "temperatures.json"
-    if cache.is_file():
-        rows = json.loads(cache.read_text())
-        if [r["temperature"] for r in rows] == list(temperatures):
-            return rows
+    rows = _read_json(cache) if cache.is_file() else None
+    if isinstance(rows, list) and all(isinstance(r, dict) for r in rows) \
+            and [r.get("temperature") for r in rows] == list(temperatures):
+        return rows  # else (absent, another sweep, or unreadable) measured again
     device = resolve_device(cfg.run.device)
     d, chunk = cfg.data, cfg.run.sample_batch
     generator = build_generator(cfg).to(device)
-    generator.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_NAME)[1]["generator"])
+    restore(generator, load_checkpoint(run_dir / CHECKPOINT_NAME)[1]["generator"], "generator")
     generator.eval()
     torch.manual_seed(cfg.run.seed)
     if d.corpus:
@@ -215,6 +215,7 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
     if (name == "realdata") != bool(base.data.corpus):
         raise SeqGANError("the realdata experiment needs a corpus (--dataset), the others the synthetic task")
     variants = realdata_variants(base.data.corpus) if name == "realdata" else EXPERIMENTS[name]()
+    check_seed("the last seed (run.seed + seeds - 1)", base.run.seed + seeds - 1)
     m = measures(base)
     runs = []
     total = seeds * len(variants)
@@ -252,12 +253,23 @@ def _write_results(plt, name: str, base: Config, seeds: int, runs: list[dict], v
     return result
 
 
+def _read_json(path: Path):
+    """The JSON content of ``path``, or None when it is not valid UTF-8 JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
     """DIR/experiment.json records what DIR holds; continuing needs the same experiment and config."""
     record = {"experiment": name, "config": base.to_dict()}
     path = out / "experiment.json"
     if path.is_file():
-        held = json.loads(path.read_text())
+        held = _read_json(path)
+        if not isinstance(held, dict):
+            raise SeqGANError(f"{path} is not an experiment record (unreadable or not a JSON object); "
+                              "choose another --out")
         try:  # through the current Config, so fields added since it was written take their defaults
             held_config = Config.from_dict(held.get("config", {})).to_dict()
         except SeqGANError:

@@ -37,6 +37,15 @@ def load_oracle_params(path) -> dict[str, np.ndarray]:
     missing = [k for k in _PAPER_ARRAYS if k not in params]
     if missing:
         raise SeqGANError(f"oracle file {path} lacks arrays: {', '.join(missing)}")
+    if params["embedding"].ndim != 2 or params["U_i"].ndim != 2:
+        raise SeqGANError(f"oracle file {path}: embedding and U_i must be matrices")
+    (vocab, emb), hidden = params["embedding"].shape, params["U_i"].shape[0]
+    shapes = {"W": (emb, hidden), "U": (hidden, hidden), "b": (hidden,)}
+    expected = {f"{m}_{g}": shapes[m] for m in "WUb" for g in "ifoc"} | {"W_out": (hidden, vocab), "b_out": (vocab,)}
+    for name, shape in expected.items():
+        if params[name].shape != shape:
+            raise SeqGANError(f"oracle file {path}: {name} has shape {params[name].shape}, expected {shape} "
+                              f"(vocabulary {vocab}, embedding {emb}, hidden {hidden})")
     return params
 
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
-from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, restore, save_checkpoint
 from .config import Config, SeqGANError
 from .discriminator import Discriminator
 from .generator import Generator
@@ -48,6 +48,8 @@ def resolve_device(name: str) -> torch.device:
         raise SeqGANError("--device cuda requested but no CUDA device is available")
     if name == "mps" and not torch.backends.mps.is_available():
         raise SeqGANError("--device mps requested but MPS is not available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise SeqGANError(f"unknown device {name!r} (choose from auto, cpu, cuda, mps)")
     return torch.device(name)
 
 
@@ -151,7 +153,7 @@ def _check_finite(loss: torch.Tensor, what: str, phase: str, step: int) -> float
     value = loss.item()
     if not math.isfinite(value):
         raise SeqGANError(f"{what} loss is {value} in phase {phase} at step {step}; stopping "
-                          "(the last checkpoint is intact)")
+                          "(checkpoints written before it are intact)")
     return value
 
 
@@ -537,12 +539,12 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     d_opt = adam(discriminator.parameters(), dis.lr, device)
     done_phase, done_step = "init", 0
     if resume:
-        generator.load_state_dict(resume["generator"])
-        discriminator.load_state_dict(resume["discriminator"])
+        restore(generator, resume["generator"], "generator")
+        restore(discriminator, resume["discriminator"], "discriminator")
         if "rollout" in resume:
-            rollout.module.load_state_dict(resume["rollout"])
+            restore(rollout.module, resume["rollout"], "roll-out policy")
         for opt, key in ((mle_opt, "mle_optimizer"), (adv_opt, "adv_optimizer"), (d_opt, "d_optimizer")):
-            opt.load_state_dict(resume[key])
+            restore(opt, resume[key], key.replace("_", " "))
         done_phase, done_step = resume["phase"], resume["step"]
     # Captured after loading: the graph holds the optimizer's state tensors.
     graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg, compile=use_compile(cfg))
