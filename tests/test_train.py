@@ -184,3 +184,24 @@ def test_masked_mle_loss_summed_over_ranks_is_the_whole_batch_mean():
             mle_loss(generator, batch, mine, (mine.stop - mine.start) / 5, masked).backward()
         for p, expected in zip(generator.parameters(), whole):
             assert torch.allclose(p.grad, expected, rtol=0, atol=1e-12)
+
+
+def test_nan_in_adversarial_updates_stops_with_phase_and_step():
+    """The policy-gradient and discriminator NaN checks, as the MLE one above."""
+    import pytest
+
+    from seqgan.config import SeqGANError
+    from seqgan.train import policy_gradient_step
+
+    gen = Generator(10, 6, emb_dim=4, hidden_dim=8)
+    seqs = gen.sample(8)
+    rewards = torch.full((8, 6), 0.5)
+    rewards[2, 3] = float("nan")
+    with pytest.raises(SeqGANError, match="policy-gradient loss is nan in phase adversarial at step 4"):
+        policy_gradient_step(gen, torch.optim.Adam(gen.parameters(), lr=0.01), seqs, rewards, 5.0, step=4)
+    dis = Discriminator(10, 6, emb_dim=4, filter_sizes=(1, 2), num_filters=(3, 3))
+    with torch.no_grad():
+        dis.out.bias[0] = float("nan")
+    with pytest.raises(SeqGANError, match="discriminator loss is nan in phase adversarial at step 9"):
+        discriminator_epochs(dis, torch.optim.Adam(dis.parameters(), lr=1e-4), seqs, gen.sample(8), 1, 4, 0.2,
+                             "adversarial", 9)

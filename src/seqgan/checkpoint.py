@@ -64,7 +64,7 @@ def load_checkpoint(path: Path) -> tuple[Config, dict]:
                           f"this seqgan reads version {FORMAT_VERSION}")
     try:
         cfg = Config.from_dict(json.loads(payload["config"]))
-    except (ValueError, TypeError, AttributeError) as e:
+    except (ValueError, TypeError, AttributeError, SeqGANError) as e:
         raise SeqGANError(f"checkpoint {path} holds an unreadable config: {e}") from None
     missing = [key for key in STATE_KEYS if key not in payload]
     if missing:

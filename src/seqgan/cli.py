@@ -79,7 +79,9 @@ def _config_from_args(args) -> Config:
             for key, value in CORPUS_DEFAULTS[args.data].items():
                 setattr(cfg.data, key, value)
         elif not Path(args.data).is_file():
-            raise SeqGANError(f"--data {args.data}: file not found")
+            flag = "--dataset" if getattr(args, "dataset", None) else "--data"
+            what = "is a directory, not a text file" if Path(args.data).is_dir() else "file not found"
+            raise SeqGANError(f"{flag} {args.data}: {what}")
         else:
             cfg.data.corpus = str(Path(args.data).resolve())
     if getattr(args, "tokenize", None) is not None:

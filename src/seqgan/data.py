@@ -52,7 +52,7 @@ def read_lines(path: Path) -> list[str]:
     """The lines of a UTF-8 text file; errors name the file (and line) and say what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise SeqGANError(f"file not found: {path}")
+        raise SeqGANError(f"{path} is a directory, not a text file" if path.is_dir() else f"file not found: {path}")
     data = path.read_bytes()
     if path.suffix == ".gz":
         try:
