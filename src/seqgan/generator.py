@@ -67,13 +67,16 @@ def _categorical_(logits: torch.Tensor, uniform: torch.Tensor, again) -> torch.T
         if not bool(((total > _SAFE_TOTAL[0]) & (total < _SAFE_TOTAL[1])).all()):
             weights = _padded_exp_(again(), n_blocks * size - vocab, subtract_max=True)
             block_cdf = weights.view(rows, n_blocks, size).sum(dim=2).cumsum_(dim=1)
-    target = uniform.to(block_cdf.dtype).unsqueeze(1) * block_cdf[:, -1:]
-    # right=True: the first index whose CDF exceeds the target, so u = 0 never picks a token of probability 0
-    block = torch.searchsorted(block_cdf, target, right=True).clamp_(max=n_blocks - 1)
+    # Token i takes the targets in (cdf[i-1], cdf[i]]: the first index whose CDF reaches the target.
+    # A target of 0 (u = 0, or rounding below) would pick a leading token of probability 0: raise it
+    # to the smallest positive float, which changes no other draw.
+    tiny = torch.finfo(block_cdf.dtype).tiny
+    target = (uniform.to(block_cdf.dtype).unsqueeze(1) * block_cdf[:, -1:]).clamp_(min=tiny)
+    block = torch.searchsorted(block_cdf, target).clamp_(max=n_blocks - 1)
     inner_cdf = weights.view(rows, n_blocks, size)[torch.arange(rows, device=logits.device), block.squeeze(1)]
     inner_cdf = inner_cdf.cumsum_(dim=1)
-    remainder = target - block_cdf.gather(1, block) + inner_cdf[:, -1:]  # target minus the blocks before
-    inner = torch.searchsorted(inner_cdf, remainder, right=True).clamp_(max=size - 1)
+    remainder = (target - block_cdf.gather(1, block) + inner_cdf[:, -1:]).clamp_(min=tiny)  # minus the blocks before
+    inner = torch.searchsorted(inner_cdf, remainder).clamp_(max=size - 1)
     token = (block * size + inner).squeeze(1)
     return token.clamp_(max=vocab - 1)  # only reachable through float rounding at the very top
 
