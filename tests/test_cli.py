@@ -230,16 +230,25 @@ def test_tensorboard_events(tmp_path):
 
 @pytest.mark.parametrize("setting,needle", [("generator.lr=inf", "generator.lr must be a finite number"),
                                             ("run.checkpoint_seconds=nan", "must be a finite number"),
-                                            ("data.oracle_seed=-1", "data.oracle_seed must be in [0, 2^31)"),
-                                            ("run.seed=99999999999999999999", "run.seed must be in [0, 2^31)")])
+                                            ("data.oracle_seed=-1", "data.oracle_seed must be in [0, 2^63)"),
+                                            ("run.seed=99999999999999999999", "run.seed must be in [0, 2^63)")])
 def test_bad_config_values_stop_before_anything_runs(setting, needle, tmp_path, capsys):
     assert_one_line_error(main(["train", *TINY_FAST, "--out", str(tmp_path / "r"), "--set", setting]),
                           capsys.readouterr().err, needle)
     assert not (tmp_path / "r" / "metrics.jsonl").exists()
 
 
+def test_infinity_is_accepted_where_it_means_never():
+    from seqgan.config import preset, set_field
+
+    cfg = preset("tiny")
+    set_field(cfg, "generator.grad_clip", "inf")  # no clipping
+    set_field(cfg, "run.checkpoint_seconds", "inf")  # checkpoints at phase ends only
+    cfg.validate()
+
+
 @pytest.mark.parametrize("args,needle", [(["sample", "--run", "r", "--n", "2", "--seed", "99999999999999999999"],
-                                          "--seed: the seed must be in [0, 2^31)"),
+                                          "--seed: the seed must be in [0, 2^63)"),
                                          (["bleu", "--references", "a", "--hypotheses", "b", "--n", "100000000000"],
                                           "an n-gram order from 1 to 100")])
 def test_bad_flags_are_usage_errors(args, needle, capsys):
@@ -269,10 +278,10 @@ def test_checkpoint_with_missing_or_misfitting_state_is_one_line_error(tiny_run,
 
 
 def test_corrupt_experiment_record_is_one_line_error(tmp_path, capsys):
-    for content in (b"{broken", b"\xff\xfe", b"[1]"):
+    for content in (b"{broken", b"\xff\xfe", b"[1]", b'{"experiment": "table1", "config": [1]}'):
         (tmp_path / "experiment.json").write_bytes(content)
         assert_one_line_error(main(["experiment", "table1", "--preset", "tiny", "--seeds", "1", "--out", str(tmp_path)]),
-                              capsys.readouterr().err, "is not an experiment record")
+                              capsys.readouterr().err, "choose another --out")
 
 
 def test_oracle_file_with_wrong_shapes_is_one_line_error(tmp_path, capsys):
@@ -292,6 +301,8 @@ def test_oracle_file_with_wrong_shapes_is_one_line_error(tmp_path, capsys):
 def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path):
     out = tmp_path / "r"
     out.mkdir()
-    (out / "metrics.jsonl").write_text('{"phase": "init", "step": 0}\n')  # what a run that died early leaves
+    (out / "metrics.jsonl").write_text('{"phase": "stale", "step": 0}\n')  # what a run that died early leaves
     assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
     assert (out / "checkpoint.pt").is_file()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["phase"] == "init" and all(r["phase"] != "stale" for r in records)

@@ -88,3 +88,6 @@ def test_categorical_never_picks_a_zero_probability_token():
     """u = 0 (a possible torch.rand draw) must land on the first token with probability > 0."""
     logits = torch.tensor([[-200.0, 0.0, 0.0], [-200.0, -200.0, 0.0]])  # exp(-200) is 0 in float32
     assert categorical(logits, torch.zeros(2)).tolist() == [1, 2]
+    wide = torch.zeros(1, 512)
+    wide[0, :300] = -200.0  # the whole first block (and part of the second) has probability 0
+    assert categorical(wide, torch.zeros(1)).tolist() == [300]

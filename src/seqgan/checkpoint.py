@@ -19,8 +19,9 @@ CHECKPOINT_NAME, CONFIG_NAME = "checkpoint.pt", "config.json"
 METRICS_NAME, SAMPLES_NAME = "metrics.jsonl", "samples.txt"
 
 
-# What `train` writes besides the config (and "rollout" for a delayed roll-out policy).
-STATE_KEYS = ("phase", "step", "log_lines", "rng", "generator", "discriminator", "mle_optimizer", "adv_optimizer",
+# What `train` writes besides the config (and "rollout" for a delayed roll-out policy): reading a
+# run's generator needs the first three, resuming it all.
+STATE_KEYS = ("phase", "step", "generator", "log_lines", "rng", "discriminator", "mle_optimizer", "adv_optimizer",
               "d_optimizer")
 
 
@@ -46,7 +47,9 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
         raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
 
 
-def load_checkpoint(path: Path) -> tuple[Config, dict]:
+def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
+    """(config, payload) of a checkpoint, checked to hold a generator (and, to ``resume``, all of
+    `STATE_KEYS`); anything else stops with one line."""
     path = Path(path)
     if not path.is_file():
         raise SeqGANError(f"checkpoint not found: {path}")
@@ -55,8 +58,12 @@ def load_checkpoint(path: Path) -> tuple[Config, dict]:
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({first_line[:120]})") from None
+        reason = (f"a damaged or truncated archive: {first_line[:100]}" if zipped
+                  else "not a zip archive as torch.save writes: truncated or another format")
+        raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({reason})") from None
     if not isinstance(payload, dict) or "format_version" not in payload or "config" not in payload:
         raise SeqGANError(f"cannot read checkpoint {path}: not a seqgan checkpoint")
     if payload["format_version"] != FORMAT_VERSION:
@@ -65,8 +72,8 @@ def load_checkpoint(path: Path) -> tuple[Config, dict]:
     try:
         cfg = Config.from_dict(json.loads(payload["config"]))
     except (ValueError, TypeError, AttributeError, SeqGANError) as e:
-        raise SeqGANError(f"checkpoint {path} holds an unreadable config: {e}") from None
-    missing = [key for key in STATE_KEYS if key not in payload]
+        raise SeqGANError(f"checkpoint {path} holds a config this seqgan cannot use: {e}") from None
+    missing = [key for key in (STATE_KEYS if resume else STATE_KEYS[:3]) if key not in payload]
     if missing:
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint (missing {missing[0]!r})")
     return cfg, payload
@@ -82,11 +89,11 @@ def restore(target, state, what: str) -> None:
         raise SeqGANError(f"the checkpoint's {what} does not fit its config ({first_line[:160]})") from None
 
 
-def run_checkpoint(run_dir: Path) -> tuple[Config, dict]:
+def run_checkpoint(run_dir: Path, resume: bool = False) -> tuple[Config, dict]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SeqGANError(f"run directory not found: {run_dir}")
-    return load_checkpoint(run_dir / CHECKPOINT_NAME)
+    return load_checkpoint(run_dir / CHECKPOINT_NAME, resume)
 
 
 def state_sha256(state: dict[str, torch.Tensor]) -> str:

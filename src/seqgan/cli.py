@@ -200,7 +200,7 @@ def _train(args, main: bool) -> int:
         if given:
             raise SeqGANError(f"--resume continues a run with its own config; drop {', '.join(given)}")
         run_dir = Path(args.resume)
-        cfg, resume = run_checkpoint(run_dir)
+        cfg, resume = run_checkpoint(run_dir, resume=True)
         _apply_run_flags(cfg, args)
         cfg.validate()  # the flags just applied (e.g. --device)
         if resume["phase"] == "done":

@@ -17,13 +17,14 @@ class SeqGANError(Exception):
     """An error meant for people: the CLI prints its message on one line and exits non-zero."""
 
 
-SEED_LIMIT = 2 ** 31  # seeds go to Python's, numpy's and torch's generators alike: 0 <= seed < this
+SEED_LIMIT = 2 ** 63  # seeds go to Python's, numpy's and torch's generators alike: 0 <= seed < this
+INFINITY_MEANS_NEVER = ("generator.grad_clip", "run.checkpoint_seconds")  # the only float fields where inf makes sense
 
 
 def check_seed(name: str, value: int, room: int = 0) -> int:
     """``value`` if it is a usable seed (with ``room`` more seeds after it), else a SeqGANError."""
     if not 0 <= value < SEED_LIMIT - room:
-        raise SeqGANError(f"{name} must be in [0, 2^31{f' - {room}' if room else ''}), got {value}")
+        raise SeqGANError(f"{name} must be in [0, 2^63{f' - {room}' if room else ''}), got {value}")
     return value
 
 
@@ -168,8 +169,9 @@ class Config:
         for section in dataclasses.fields(self):
             for f in dataclasses.fields(getattr(self, section.name)):
                 value = getattr(getattr(self, section.name), f.name)
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise SeqGANError(f"{section.name}.{f.name} must be a finite number, got {value}")
+                name = f"{section.name}.{f.name}"
+                if isinstance(value, float) and not (math.isfinite(value) or (value > 0 and name in INFINITY_MEANS_NEVER)):
+                    raise SeqGANError(f"{name} must be a finite number, got {value}")
         check_seed("run.seed", r.seed)
         check_seed("data.oracle_seed", d.oracle_seed)
         check_seed("data.data_seed", d.data_seed, room=1)  # data_seed + 1 seeds the test samples

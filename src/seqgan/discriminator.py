@@ -164,7 +164,7 @@ class Discriminator(nn.Module):
                      for lo in range(0, tokens.shape[0], chunk)]
         finally:
             self.train(was_training)
-        return torch.cat(parts) if parts else torch.zeros(0, device=self.out.weight.device)
+        return torch.cat(parts) if parts else self.out.weight.new_zeros(0)
 
 
 def _max_over_positions(scores: torch.Tensor) -> torch.Tensor:

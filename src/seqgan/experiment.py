@@ -126,14 +126,14 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
     pre-training run ``start_from`` (its end state relabelled as the end of ``start_phase``)."""
     own = run_dir / CHECKPOINT_NAME
     if own.is_file():
-        _, state = load_checkpoint(own)
+        _, state = load_checkpoint(own, resume=True)
         if state["phase"] != "done":
             train(cfg, run_dir, progress, resume=state, should_stop=should_stop)
         return
     if start_from is None:
         train(cfg, run_dir, progress, should_stop=should_stop)
         return
-    _, state = load_checkpoint(start_from / CHECKPOINT_NAME)
+    _, state = load_checkpoint(start_from / CHECKPOINT_NAME, resume=True)
     s = cfg.schedule
     state["phase"], state["step"] = start_phase, s.mle_epochs if start_phase == "mle" else s.d_pretrain_rounds
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -211,11 +211,11 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
         raise SeqGANError(f"unknown experiment {name!r} (choose from: {', '.join(EXPERIMENTS)})")
     plt = _pyplot()  # fail now, not after hours of training
     out = Path(out)
+    check_seed("the last seed (run.seed + seeds - 1)", base.run.seed + seeds - 1)
     _check_experiment_dir(out, name, base)
     if (name == "realdata") != bool(base.data.corpus):
         raise SeqGANError("the realdata experiment needs a corpus (--dataset), the others the synthetic task")
     variants = realdata_variants(base.data.corpus) if name == "realdata" else EXPERIMENTS[name]()
-    check_seed("the last seed (run.seed + seeds - 1)", base.run.seed + seeds - 1)
     m = measures(base)
     runs = []
     total = seeds * len(variants)
@@ -272,7 +272,7 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
                               "choose another --out")
         try:  # through the current Config, so fields added since it was written take their defaults
             held_config = Config.from_dict(held.get("config", {})).to_dict()
-        except SeqGANError:
+        except (SeqGANError, AttributeError, TypeError, ValueError):  # not a config at all
             held_config = None
         if held.get("experiment") != name or held_config != base.to_dict():
             raise SeqGANError(f"{out} holds a different experiment or config ({held.get('experiment')}); "

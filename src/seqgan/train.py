@@ -44,12 +44,12 @@ from .rollout import RolloutPolicy, as_reward, rollout_rewards
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name.startswith("cuda") and not torch.cuda.is_available():
         raise SeqGANError("--device cuda requested but no CUDA device is available")
     if name == "mps" and not torch.backends.mps.is_available():
         raise SeqGANError("--device mps requested but MPS is not available")
-    if name not in ("cpu", "cuda", "mps"):
-        raise SeqGANError(f"unknown device {name!r} (choose from auto, cpu, cuda, mps)")
+    if name.partition(":")[0] not in ("cpu", "cuda", "mps"):
+        raise SeqGANError(f"unknown device {name!r} (choose from auto, cpu, cuda, cuda:N, mps)")
     return torch.device(name)
 
 
