@@ -16,8 +16,8 @@ from .generator import Generator
 from .reference import PlainDiscriminator, plain_discriminator_epoch, plain_rollout_rewards, plain_sample
 from .rollout import rollout_rewards
 from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_generator, discriminator_epoch_rows,
-                    discriminator_epochs, mle_epoch, policy_gradient_step, resolve_device, resolve_precision,
-                    use_compile)
+                    discriminator_epochs, flush_denormals, mle_epoch, policy_gradient_step, resolve_device,
+                    resolve_precision, use_compile)
 
 
 def _sync(device: torch.device) -> None:
@@ -83,6 +83,7 @@ class _Setup:
 
     def __init__(self, device: str, seed: int, num_seqs: int):
         self.device = resolve_device(device)
+        flush_denormals(self.device)  # as train() does
         self.cfg = cfg = Config()  # the paper's settings
         torch.manual_seed(seed)
         self.generator = build_generator(cfg).to(self.device)

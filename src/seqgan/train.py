@@ -68,6 +68,16 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def flush_denormals(device: torch.device) -> None:
+    """On CPU, compute with floats below 1.2e-38 as 0 (flush-to-zero; process-wide). A trained
+    discriminator's Adam moments fill with such subnormal numbers (measured: 48 % of the highway
+    weight's first moment after the paper's D pre-training), and the CPU works on them ~100x
+    slower: a paper-size D epoch took 15.5 s instead of 6.9 s. Their updates (< 1e-30 of a weight)
+    are nothing; flushing them is deterministic, so same-seed runs stay bit-identical."""
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+
+
 def keep_freed_memory() -> None:
     """Stop glibc from handing freed memory back to the kernel. By default every allocation of
     more than a few MB (the discriminator's bf16 highway weight and its gradient, the generator's
@@ -513,6 +523,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     log = (RunLog(run_dir / METRICS_NAME, started, keep=resume["log_lines"] if resume else 0,
                   tensorboard=cfg.run.tensorboard) if main else _NoLog())
     device = resolve_device(cfg.run.device)
+    flush_denormals(device)
     if cfg.run.deterministic:
         use_deterministic_kernels()
     d, g, dis, s = cfg.data, cfg.generator, cfg.discriminator, cfg.schedule
