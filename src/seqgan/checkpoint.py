@@ -25,6 +25,12 @@ STATE_KEYS = ("phase", "step", "generator", "log_lines", "rng", "discriminator",
               "d_optimizer")
 
 
+def _message_line(e: Exception, last: bool = False) -> str:
+    """The first (or last) non-empty line of an exception's message, else its type's name."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    return lines[-1 if last else 0]
+
+
 def save_checkpoint(path: Path, cfg: Config, **state) -> None:
     """Write {format_version, config, **state} to ``path`` via a temporary file + fsync + rename,
     so the previous checkpoint stays intact until the new one is complete."""
@@ -43,7 +49,7 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
         except OSError:  # e.g. the temporary name is taken by a directory: the error below says enough
             pass
         kept = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written"
-        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0][:120]
+        reason = getattr(e, "strerror", None) or _message_line(e)[:120]
         raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
 
 
@@ -60,8 +66,7 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
     except Exception as e:
         with open(path, "rb") as f:
             zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        reason = (f"a damaged or truncated archive: {first_line[:100]}" if zipped
+        reason = (f"a damaged or truncated archive: {_message_line(e)[:100]}" if zipped
                   else "not a zip archive as torch.save writes: truncated or another format")
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({reason})") from None
     if not isinstance(payload, dict) or "format_version" not in payload or "config" not in payload:
@@ -85,8 +90,8 @@ def restore(target, state, what: str) -> None:
     try:
         target.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
-        raise SeqGANError(f"the checkpoint's {what} does not fit its config ({first_line[:160]})") from None
+        reason = _message_line(e, last=True)[:160]  # load_state_dict lists the mismatches last
+        raise SeqGANError(f"the checkpoint's {what} does not fit its config ({reason})") from None
 
 
 def run_checkpoint(run_dir: Path, resume: bool = False) -> tuple[Config, dict]:

@@ -44,12 +44,13 @@ from .rollout import RolloutPolicy, as_reward, rollout_rewards
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SeqGANError("--device cuda requested but no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise SeqGANError("--device mps requested but MPS is not available")
-    if name.partition(":")[0] not in ("cpu", "cuda", "mps"):
+    kind = name.partition(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
         raise SeqGANError(f"unknown device {name!r} (choose from auto, cpu, cuda, cuda:N, mps)")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SeqGANError("--device cuda requested but no CUDA device is available")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise SeqGANError("--device mps requested but MPS is not available")
     return torch.device(name)
 
 
@@ -180,7 +181,8 @@ def mle_loss(generator: Generator, batch: torch.Tensor, mine: slice, weight: flo
     log_prob = generator.log_prob(batch[mine])
     if not masked:
         return -log_prob.mean() * weight
-    return -(log_prob * eos_mask(batch[mine])).sum() / eos_mask(batch).sum()
+    mask = eos_mask(batch)
+    return -(log_prob * mask[mine]).sum() / mask.sum()
 
 
 def mle_epoch(generator: Generator, optimizer: torch.optim.Optimizer, data: torch.Tensor,
@@ -266,7 +268,7 @@ class GraphedDiscriminatorStep:
         saved_state = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in params if optimizer.state[p]}
         saved_rng = torch.cuda.get_rng_state(device)
 
-        def restore() -> None:  # undo the warm-up and capture steps
+        def undo_warmup() -> None:  # undo the warm-up and capture steps
             with torch.no_grad():
                 for p, saved in zip(params, saved_params):
                     p.copy_(saved)
@@ -286,14 +288,14 @@ class GraphedDiscriminatorStep:
                 with warnings.catch_warnings():  # Inductor's tuning advice, not actionable here
                     warnings.filterwarnings("ignore", message="(?s).*(Online softmax|TensorFloat32)")
                     self._capture(discriminator, optimizer, l2_reg, warmup, torch.compile(discriminator.loss))
-                restore()
+                undo_warmup()
                 return
             except Exception as e:  # no Triton, an unsupported GPU, a compiler bug: run uncompiled
                 warnings.warn(f"torch.compile of the discriminator failed ({type(e).__name__}); "
                               "running its CUDA graph uncompiled", stacklevel=2)
-                restore()
+                undo_warmup()
         self._capture(discriminator, optimizer, l2_reg, warmup, discriminator.loss)
-        restore()
+        undo_warmup()
 
     def _capture(self, discriminator, optimizer, l2_reg, warmup, loss_fn) -> None:
         """``warmup`` eager steps on a side stream (a compiled ``loss_fn`` compiles here), then the
