@@ -159,3 +159,42 @@ def test_shared_pretraining_compiles_as_the_whole_schedule_would():
 
     assert _pretraining_config(preset("paper"), "d_pretrain").run.compile == "on"
     assert _pretraining_config(preset("quick"), "d_pretrain").run.compile == "off"
+
+
+def _table(result: dict) -> list:
+    return [(r["method"], r["seed"], r["nll_oracle"], r["nll_test"], r["distinct"], r["temperatures"], r["curve"])
+            for r in result["runs"]]
+
+
+def test_parallel_jobs_give_the_sequential_results(tmp_path):
+    """`--jobs 2`: runs in two worker processes of one thread each give bit for bit the table of a
+    one-thread run in this process (table order too); a stop request (here: once the first row is
+    collected) checkpoints the running workers and raises Interrupted, and running the experiment
+    again finishes it with the same numbers; a worker's error ends the experiment with that error."""
+    from seqgan.train import Interrupted
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        sequential = run_experiment("table1", preset("tiny"), 1, tmp_path / "seq", progress=False)
+        torch.set_num_threads(2)  # each of the 2 workers gets 1
+        parallel = run_experiment("table1", preset("tiny"), 1, tmp_path / "par", progress=False, jobs=2)
+        assert _table(parallel) == _table(sequential) and parallel["complete"] is True
+        stopped = tmp_path / "stopped"
+        with pytest.raises(Interrupted):
+            run_experiment("table1", preset("tiny"), 1, stopped, progress=False, jobs=2,
+                           should_stop=lambda: (stopped / "samples" / "random-seed88.txt").is_file())
+        assert json.loads((stopped / "table1.json").read_text())["complete"] is False
+        resumed = run_experiment("table1", preset("tiny"), 1, stopped, progress=False, jobs=2)
+        assert _table(resumed) == _table(sequential)
+    finally:
+        torch.set_num_threads(threads)
+    broken = tmp_path / "par" / "runs" / "seqgan-seed88" / "checkpoint.pt"
+    payload = torch.load(broken, weights_only=True)
+    payload["phase"], payload["step"] = "adversarial", 1  # unfinished, so a worker resumes it ...
+    payload["generator"]["embedding.weight"] = torch.zeros(3, 3)  # ... and finds it does not fit
+    torch.save(payload, broken)
+    with pytest.raises(SeqGANError, match="seqgan-seed88: the checkpoint's generator does not fit"):
+        run_experiment("table1", preset("tiny"), 1, tmp_path / "par", progress=False, jobs=2)
+    with pytest.raises(SeqGANError, match="jobs must be at least 1"):
+        run_experiment("table1", preset("tiny"), 1, tmp_path / "par", progress=False, jobs=0)

@@ -256,7 +256,8 @@ def cmd_experiment(args) -> int:
     label = f"{args.name}-{Path(args.dataset).stem}" if args.dataset else args.name
     out = Path(args.out) if args.out else Path("runs") / f"experiment-{label}-{args.preset}"
     hint = f"stopped; continue with the same command: seqgan experiment {args.name} --out {out} ..."
-    result = _interruptible(lambda stop: run_experiment(args.name, cfg, args.seeds, out, _progress(args), stop), hint)
+    result = _interruptible(lambda stop: run_experiment(args.name, cfg, args.seeds, out, _progress(args) and args.jobs == 1,
+                                                        stop, args.jobs), hint)
     if isinstance(result, int):
         return result
     print((out / f"{args.name}.md").read_text(), end="")
@@ -574,6 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "re-run the same command to continue it")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="runs trained at once, each in its own process with 1/JOBS of the CPU threads "
+                        "(no progress bars; default 1: one after another in this process)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="last stdout line: {\"experiment\", \"out\", \"summary\"}")
     p.set_defaults(func=cmd_experiment, deterministic=False, tensorboard=False)

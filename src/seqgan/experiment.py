@@ -22,6 +22,8 @@ sweep measures BLEU (quality, against the test split) against Self-BLEU (lack of
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.connection
 import shutil
 import statistics
 import sys
@@ -36,7 +38,8 @@ from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_test_samples
-from .train import build_generator, read_metrics, resolve_device, train, use_compile
+from .train import (Interrupted, build_generator, keep_freed_memory, read_metrics, resolve_device, train,
+                    use_compile)
 
 PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
@@ -204,11 +207,14 @@ def _corpus_sweep(cfg: Config, generator, run_dir: Path, temperatures) -> list[d
 
 
 def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: bool = True,
-                   should_stop=lambda: False) -> dict:
+                   should_stop=lambda: False, jobs: int = 1) -> dict:
     """Run (or continue) experiment ``name`` with ``seeds`` seeds from run.seed upward; write
-    NAME.json, NAME.md and the plots into ``out`` and return the JSON's content."""
+    NAME.json, NAME.md and the plots into ``out`` and return the JSON's content. ``jobs`` > 1 trains
+    that many runs at once in worker processes (`_run_in_parallel`)."""
     if name not in EXPERIMENTS:
         raise SeqGANError(f"unknown experiment {name!r} (choose from: {', '.join(EXPERIMENTS)})")
+    if jobs < 1:
+        raise SeqGANError(f"jobs must be at least 1, got {jobs}")
     plt = _pyplot()  # fail now, not after hours of training
     out = Path(out)
     check_seed("the last seed (run.seed + seeds - 1)", base.run.seed + seeds - 1)
@@ -217,27 +223,126 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
         raise SeqGANError("the realdata experiment needs a corpus (--dataset), the others the synthetic task")
     variants = realdata_variants(base.data.corpus) if name == "realdata" else EXPERIMENTS[name]()
     m = measures(base)
+    rows = [_Row(variant, base.run.seed + i, out, _with_edits(base, {"run.seed": base.run.seed + i}))
+            for variant in variants for i in range(seeds)]  # a row's seeds one after another
+    collect = lambda row: _collect(row.cfg, row.variant, row.seed, row.run_dir, out, m)
+    write = lambda runs: _write_results(plt, name, base, seeds, runs, variants, m, out, len(runs) == len(rows))
+    if jobs > 1:
+        return _run_in_parallel(rows, jobs, collect, write, should_stop)
     runs = []
-    total = seeds * len(variants)
     pretrained: set[Path] = set()  # shared pre-training runs known to be finished (each checked once)
-    for variant in variants:  # a row's seeds one after another: the table fills row by row
-        for i in range(seeds):
-            seed = base.run.seed + i
-            seeded = _with_edits(base, {"run.seed": seed})
-            cfg = _with_edits(seeded, variant.edits)
-            run_dir = out / "runs" / f"{variant.name}-seed{seed}"
-            start = None
-            if variant.after is not None and not (run_dir / CHECKPOINT_NAME).is_file():
-                start = out / "runs" / f"pretrain-{variant.after}-seed{seed}"
-                if start not in pretrained and not _finished(start):
-                    _say(f"seed {seed}: shared pre-training through {variant.after}")
-                    _run(_pretraining_config(seeded, variant.after), start, progress, should_stop)
-                pretrained.add(start)
-            _say(f"[{len(runs) + 1}/{total}] {variant.name}, seed {seed}")
-            _run(cfg, run_dir, progress, should_stop, start, variant.after or "mle")
-            runs.append(_collect(cfg, variant, seed, run_dir, out, m))
-            result = _write_results(plt, name, base, seeds, runs, variants, m, out, complete=len(runs) == total)
+    for row in rows:
+        if row.start is not None and row.start not in pretrained:
+            if not _finished(row.start):
+                _say(f"seed {row.seed}: shared pre-training through {row.variant.after}")
+                _run(row.pretraining, row.start, progress, should_stop)
+            pretrained.add(row.start)
+        _say(f"[{len(runs) + 1}/{len(rows)}] {row.variant.name}, seed {row.seed}")
+        _run(row.cfg, row.run_dir, progress, should_stop, row.start, row.variant.after or "mle")
+        runs.append(collect(row))
+        result = write(runs)
     return result
+
+
+class _Row:
+    """One run of an experiment: its config, directory, and the shared pre-training it continues
+    (``start``, None for a run from scratch or one that has its own checkpoint already)."""
+
+    def __init__(self, variant: Variant, seed: int, out: Path, seeded: Config):
+        self.variant, self.seed = variant, seed
+        self.cfg = _with_edits(seeded, variant.edits)
+        self.run_dir = out / "runs" / f"{variant.name}-seed{seed}"
+        self.start = self.pretraining = None
+        if variant.after is not None and not (self.run_dir / CHECKPOINT_NAME).is_file():
+            self.start = out / "runs" / f"pretrain-{variant.after}-seed{seed}"
+            self.pretraining = _pretraining_config(seeded, variant.after)
+
+
+_INTERRUPTED = 3  # a worker's exit code after a requested stop (its checkpoint is written)
+
+
+def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop) -> dict:
+    """Train up to ``jobs`` runs at once, each in its own process with 1/jobs of torch's threads;
+    a run starts once the shared pre-training it continues has finished. Results are written as
+    runs finish, in table order. A stop request (first Ctrl-C / SIGTERM) is passed on: every
+    worker checkpoints after its current step; a second Ctrl-C ends them at once. A failed run
+    stops the others the same way, then its error is raised. Workers train without progress bars
+    and take the process-wide CPU settings `seqgan` takes (`train.keep_freed_memory`)."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    stop, errors = context.Event(), context.SimpleQueue()
+    threads = max(1, torch.get_num_threads() // jobs)
+    waiting = {row.start: row.pretraining for row in rows if row.start is not None and not _finished(row.start)}
+    # Work in table order, each unfinished pre-training (row None) before the first run that needs it.
+    todo: list[tuple[Config, Path, _Row | None]] = []
+    for row in rows:
+        if row.start in waiting and all(path != row.start for _, path, _ in todo):
+            todo.append((waiting[row.start], row.start, None))
+        todo.append((row.cfg, row.run_dir, row))
+    running: dict = {}  # process sentinel -> (process, run dir, row or None)
+    finished: dict[int, dict] = {}  # index in rows -> collected run
+    failure, result = None, None
+
+    def collected(row: _Row) -> dict:
+        finished[rows.index(row)] = collect(row)
+        return write([finished[i] for i in sorted(finished)])
+
+    try:
+        while running or (todo and not stop.is_set()):
+            if (failure or should_stop()) and not stop.is_set():
+                stop.set()
+            while todo and not stop.is_set() and len(running) < jobs:
+                task = next((t for t in todo if t[2] is None or t[2].start not in waiting), None)
+                if task is None:  # every waiting task needs a pre-training that is still running
+                    break
+                todo.remove(task)
+                cfg, run_dir, row = task
+                if row is not None and _finished(run_dir):  # finished in an earlier call
+                    result = collected(row)
+                    continue
+                _say(f"started {run_dir.name} ({threads} thread{'s' * (threads > 1)})")
+                process = context.Process(target=_worker, name=run_dir.name, daemon=True, args=(
+                    cfg, run_dir, row and row.start, row and (row.variant.after or "mle"), threads, stop, errors))
+                process.start()
+                running[process.sentinel] = (process, run_dir, row)
+            for sentinel in multiprocessing.connection.wait(list(running), timeout=0.5):
+                process, run_dir, row = running.pop(sentinel)
+                process.join()
+                if process.exitcode == 0 and row is None:
+                    del waiting[run_dir]
+                elif process.exitcode == 0:
+                    result = collected(row)
+                    _say(f"[{len(finished)}/{len(rows)}] finished {run_dir.name}")
+                elif process.exitcode != _INTERRUPTED and failure is None:
+                    failure = errors.get() if not errors.empty() else \
+                        f"{run_dir.name}: its worker process ended with exit code {process.exitcode}"
+    finally:
+        for process, _, _ in running.values():  # left running only by a second Ctrl-C
+            process.terminate()
+    if failure:
+        raise SeqGANError(failure)
+    if stop.is_set():
+        raise Interrupted("stopped; every unfinished run keeps its checkpoint")
+    return result
+
+
+def _worker(cfg: Config, run_dir: Path, start: Path | None, start_phase: str | None, threads: int,
+            stop, errors) -> None:
+    """One run in a worker process of `_run_in_parallel`: a shared pre-training (``start_phase``
+    None) or an experiment row, which also measures its temperature sweep (the parent reads the cache)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which sets ``stop``
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    try:
+        _run(cfg, run_dir, False, stop.is_set, start, start_phase or "mle")
+        if start_phase is not None:
+            temperature_sweep(cfg, run_dir)
+    except Interrupted:
+        sys.exit(_INTERRUPTED)
+    except (SeqGANError, OSError) as e:
+        errors.put(f"{run_dir.name}: {e}")
+        sys.exit(1)
 
 
 def _write_results(plt, name: str, base: Config, seeds: int, runs: list[dict], variants: list[Variant],
