@@ -306,3 +306,38 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path
     assert (out / "checkpoint.pt").is_file()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["phase"] == "init" and all(r["phase"] != "stale" for r in records)
+
+
+def test_a_directory_in_use_by_another_process_is_refused(tiny_run, tmp_path, capsys):
+    """A second process training, resuming or continuing a directory another seqgan process holds
+    stops with one line naming it (and the holder's pid) and writes nothing; once the holder has
+    ended, the same command works."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom seqgan.checkpoint import directory_lock\n"
+                               "with directory_lock(sys.argv[1]), directory_lock(sys.argv[2]):\n"
+                               "    print('locked', flush=True); time.sleep(120)",
+                               str(tmp_path / "new"), str(tmp_path / "exp")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        assert_one_line_error(main(["train", *TINY_FAST, "--out", str(tmp_path / "new")]), capsys.readouterr().err,
+                              str(tmp_path / "new"), f"in use by another seqgan process (pid {holder.pid})")
+        assert not (tmp_path / "new" / "config.json").exists()
+        assert_one_line_error(main(["experiment", "table1", "--preset", "tiny", "--seeds", "1", "--no-progress",
+                                    "--out", str(tmp_path / "exp")]), capsys.readouterr().err, "in use")
+        assert not (tmp_path / "exp" / "experiment.json").exists()
+        held = tmp_path / "held"  # a finished run, resumed while another process holds it
+        subprocess.run(["cp", "-r", str(tiny_run), str(held)], check=True)
+        payload = torch.load(held / "checkpoint.pt", weights_only=True)
+        payload["phase"], payload["step"] = "adversarial", 0
+        torch.save(payload, held / "checkpoint.pt")
+        with subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom seqgan.checkpoint import directory_lock\n"
+                               "with directory_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(120)",
+                               str(held)], stdout=subprocess.PIPE, text=True) as second:
+            assert second.stdout.readline() == "locked\n"
+            assert_one_line_error(main(["train", "--resume", str(held)]), capsys.readouterr().err, "in use")
+            second.kill()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["train", *TINY_FAST, "--out", str(tmp_path / "new")]) == 0
+    assert (tmp_path / "new" / ".lock").read_text().strip().isdigit()
+    assert main(["train", "--resume", str(held)]) == 0

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ FORMAT_VERSION = 1
 # A run directory's files (and data.VOCAB_NAME for a corpus run).
 CHECKPOINT_NAME, CONFIG_NAME = "checkpoint.pt", "config.json"
 METRICS_NAME, SAMPLES_NAME = "metrics.jsonl", "samples.txt"
+LOCK_NAME = ".lock"  # held by the process writing a run or experiment directory (`directory_lock`)
 
 
 # What `train` writes besides the config (and "rollout" for a delayed roll-out policy): reading a
@@ -29,6 +31,48 @@ def _message_line(e: Exception, last: bool = False) -> str:
     """The first (or last) non-empty line of an exception's message, else its type's name."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
     return lines[-1 if last else 0]
+
+
+_HELD: set[str] = set()  # directories this process has locked
+
+
+@contextmanager
+def directory_lock(directory: Path):
+    """Hold DIRECTORY/.lock (an advisory flock, released when the work ends or the process dies)
+    while this process writes the directory, so a second seqgan process training, resuming or
+    continuing the same directory stops with one line instead of overwriting it. Creates the
+    directory. Re-entrant within a process; without fcntl (Windows) nothing is locked."""
+    directory = Path(directory)
+    key = os.path.realpath(directory)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        fcntl = None
+    if fcntl is None or key in _HELD:  # nothing to lock, or this process holds it already (the CLI, then train)
+        yield
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = open(directory / LOCK_NAME, "a+", encoding="utf-8")
+    except OSError as e:
+        raise SeqGANError(f"cannot write to {directory}: {e.strerror or e}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise SeqGANError(f"{directory} is in use by another seqgan process"
+                              + (f" (pid {holder})" if holder.isdigit() else "")) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save_checkpoint(path: Path, cfg: Config, **state) -> None:

@@ -4,6 +4,7 @@ self-bleu | bench."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import signal
@@ -184,8 +185,13 @@ def cmd_train(args) -> int:
 
 
 def _train(args, main: bool) -> int:
+    with contextlib.ExitStack() as lock:  # holds the run directory's lock (rank 0) from before the first message
+        return _locked_train(args, main, lock)
+
+
+def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
     from . import dist
-    from .checkpoint import run_checkpoint
+    from .checkpoint import directory_lock, run_checkpoint
     from .train import resolve_device, tensorboard_writer_class, train
 
     def say(message: str) -> None:
@@ -214,12 +220,15 @@ def _train(args, main: bool) -> int:
     if cfg.run.tensorboard:
         tensorboard_writer_class()
     if resume:
+        if main:
+            lock.enter_context(directory_lock(run_dir))
         say(f"seqgan train: resuming {run_dir} after {resume['phase']} step {resume['step']}")
     else:  # rank 0 chooses and checks the directory (its name has a timestamp), the others follow
         run_dir = error = None
         if main:
             try:
                 run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
+                lock.enter_context(directory_lock(run_dir))
             except SeqGANError as e:
                 error = str(e)
         run_dir, error = dist.broadcast_object((run_dir, error))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT_NAME, METRICS_NAME, SAMPLES_NAME, load_checkpoint, restore
+from .checkpoint import CHECKPOINT_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, load_checkpoint, restore
 from .config import Config, SeqGANError, check_seed, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
@@ -218,9 +218,14 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
     plt = _pyplot()  # fail now, not after hours of training
     out = Path(out)
     check_seed("the last seed (run.seed + seeds - 1)", base.run.seed + seeds - 1)
-    _check_experiment_dir(out, name, base)
     if (name == "realdata") != bool(base.data.corpus):
         raise SeqGANError("the realdata experiment needs a corpus (--dataset), the others the synthetic task")
+    with directory_lock(out):  # one process per experiment directory
+        _check_experiment_dir(out, name, base)
+        return _run_rows(name, base, seeds, out, progress, should_stop, jobs, plt)
+
+
+def _run_rows(name: str, base: Config, seeds: int, out: Path, progress: bool, should_stop, jobs: int, plt) -> dict:
     variants = realdata_variants(base.data.corpus) if name == "realdata" else EXPERIMENTS[name]()
     m = measures(base)
     rows = [_Row(variant, base.run.seed + i, out, _with_edits(base, {"run.seed": base.run.seed + i}))

@@ -15,6 +15,7 @@ adversarial one, and no discriminator is trained; its steps are still logged as 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import math
@@ -31,7 +32,8 @@ from tqdm import tqdm
 
 from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
-from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, restore, save_checkpoint
+from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, restore,
+                         save_checkpoint)
 from .config import Config, SeqGANError
 from .discriminator import Discriminator
 from .generator import Generator
@@ -510,11 +512,16 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     adversarial step) once ``run.checkpoint_seconds`` have passed since the last, and at the end
     of every phase. ``resume`` (a loaded checkpoint) continues from it: same seed and config give
     the same run, bit for bit on CPU. ``should_stop`` is polled after every step; when it returns
-    True the step's checkpoint is written and `Interrupted` raised.
+    True the step's checkpoint is written and `Interrupted` raised. The run directory is locked
+    meanwhile (`checkpoint.directory_lock`: another process training it stops with an error).
     """
     cfg.validate()
+    with directory_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
+        return _train(cfg, Path(run_dir), progress, resume, should_stop)
+
+
+def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, should_stop) -> list[dict]:
     started = time.perf_counter()
-    run_dir = Path(run_dir)
     main = dist.is_main()  # data-parallel: rank 0 alone writes files
     corpus = resolve_corpus(cfg) if cfg.data.corpus else None
     if main:
