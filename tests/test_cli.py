@@ -341,3 +341,19 @@ def test_a_directory_in_use_by_another_process_is_refused(tiny_run, tmp_path, ca
     assert main(["train", *TINY_FAST, "--out", str(tmp_path / "new")]) == 0
     assert (tmp_path / "new" / ".lock").read_text().strip().isdigit()
     assert main(["train", "--resume", str(held)]) == 0
+
+
+def test_a_file_system_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from seqgan.checkpoint import directory_lock
+
+    def no_flock(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.warns(UserWarning, match=r"cannot lock .* \(No locks available\)"):
+        with directory_lock(tmp_path / "d"):
+            (tmp_path / "d" / "x").write_text("written")
+    assert (tmp_path / "d" / "x").read_text() == "written"

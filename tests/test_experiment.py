@@ -2,6 +2,11 @@
 independent runs, samples that re-score to the reported numbers, continuation."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -198,3 +203,24 @@ def test_parallel_jobs_give_the_sequential_results(tmp_path):
         run_experiment("table1", preset("tiny"), 1, tmp_path / "par", progress=False, jobs=2)
     with pytest.raises(SeqGANError, match="jobs must be at least 1"):
         run_experiment("table1", preset("tiny"), 1, tmp_path / "par", progress=False, jobs=0)
+
+
+@pytest.mark.parametrize("sig, code, delay", [(signal.SIGINT, 130, 0.0), (signal.SIGTERM, 143, 2.0)])
+def test_parallel_workers_stop_on_a_signal_to_the_process_group(tmp_path, sig, code, delay):
+    """Ctrl-C (SIGINT to the terminal's process group, here while the workers are still starting)
+    or a scheduler's SIGTERM to the group: the workers ignore it, the parent turns it into a stop
+    request, every worker checkpoints, and the command ends with the resume hint (no traceback);
+    the same command then finishes the experiment."""
+    command = [sys.executable, "-m", "seqgan", "experiment", "table1", "--preset", "tiny", "--seeds", "1",
+               "--jobs", "2", "--no-progress", "--out", str(tmp_path), "--set", "schedule.mle_epochs=400"]
+    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started = p.stderr.readline()
+    assert started.startswith("seqgan experiment: started"), started
+    time.sleep(delay)
+    os.killpg(p.pid, sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == code, err
+    assert "Traceback" not in err and "continue with the same command" in err.splitlines()[-1], err
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "table1.json").read_text())["complete"] is True

@@ -64,6 +64,11 @@ def directory_lock(directory: Path):
             holder = handle.read().strip()
             raise SeqGANError(f"{directory} is in use by another seqgan process"
                               + (f" (pid {holder})" if holder.isdigit() else "")) from None
+        except OSError as e:  # a file system without flock (some network / parallel mounts)
+            warnings.warn(f"cannot lock {directory} ({e.strerror or e}); nothing stops a second process "
+                          "from writing it", stacklevel=3)
+            yield
+            return
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
         handle.flush()

@@ -97,12 +97,13 @@ def _config_from_args(args) -> Config:
     return cfg
 
 
-def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
+def _prepare_run_dir(out: str | None, preset_name: str, seed: int, lock: contextlib.ExitStack) -> Path:
+    """The new run's directory, created, writable and locked (into ``lock``) for this process."""
+    from .checkpoint import directory_lock
+
     run_dir = Path(out) if out else Path("runs") / f"{preset_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     if run_dir.exists() and not run_dir.is_dir():
         raise SeqGANError(f"--out {run_dir} exists and is not a directory")
-    if (run_dir / CHECKPOINT_NAME).exists():  # a run stopped before its first checkpoint has nothing to resume
-        raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -110,6 +111,9 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int) -> Path:
         probe.unlink()
     except OSError as e:
         raise SeqGANError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
+    lock.enter_context(directory_lock(run_dir))  # before the check: a holder may be about to write its checkpoint
+    if (run_dir / CHECKPOINT_NAME).exists():  # a run stopped before its first checkpoint has nothing to resume
+        raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
     return run_dir
 
 
@@ -205,7 +209,15 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
                                           ("--tokenize", args.tokenize)) if value is not None]
         if given:
             raise SeqGANError(f"--resume continues a run with its own config; drop {', '.join(given)}")
-        run_dir = Path(args.resume)
+        run_dir, error = Path(args.resume), None
+        if main and run_dir.is_dir():  # locked before reading: the holder may be writing it
+            try:
+                lock.enter_context(directory_lock(run_dir))
+            except SeqGANError as e:
+                error = str(e)
+        error = dist.broadcast_object(error)  # every rank stops, not only rank 0
+        if error:
+            raise SeqGANError(error)
         cfg, resume = run_checkpoint(run_dir, resume=True)
         _apply_run_flags(cfg, args)
         cfg.validate()  # the flags just applied (e.g. --device)
@@ -220,15 +232,12 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
     if cfg.run.tensorboard:
         tensorboard_writer_class()
     if resume:
-        if main:
-            lock.enter_context(directory_lock(run_dir))
         say(f"seqgan train: resuming {run_dir} after {resume['phase']} step {resume['step']}")
     else:  # rank 0 chooses and checks the directory (its name has a timestamp), the others follow
         run_dir = error = None
         if main:
             try:
-                run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed)
-                lock.enter_context(directory_lock(run_dir))
+                run_dir = _prepare_run_dir(args.out, args.preset, cfg.run.seed, lock)
             except SeqGANError as e:
                 error = str(e)
         run_dir, error = dist.broadcast_object((run_dir, error))

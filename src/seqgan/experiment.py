@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import multiprocessing.connection
+import os
 import shutil
+import signal
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -264,19 +266,23 @@ class _Row:
 
 
 _INTERRUPTED = 3  # a worker's exit code after a requested stop (its checkpoint is written)
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop) -> dict:
     """Train up to ``jobs`` runs at once, each in its own process with 1/jobs of torch's threads;
     a run starts once the shared pre-training it continues has finished. Results are written as
-    runs finish, in table order. A stop request (first Ctrl-C / SIGTERM) is passed on: every
-    worker checkpoints after its current step; a second Ctrl-C ends them at once. A failed run
-    stops the others the same way, then its error is raised. Workers train without progress bars
-    and take the process-wide CPU settings `seqgan` takes (`train.keep_freed_memory`)."""
+    runs finish, in table order. Workers ignore SIGINT / SIGTERM (a terminal's Ctrl-C or a job
+    scheduler's SIGTERM reaches the whole process group): this process turns the first one into a
+    stop request that every worker obeys after its current step, checkpointing; a second Ctrl-C
+    kills them. A failed run stops the others the same way, then its error is raised. Workers stop
+    by themselves if this process dies, train without progress bars and take the process-wide CPU
+    settings `seqgan` takes (`train.keep_freed_memory`)."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     stop, errors = context.Event(), context.SimpleQueue()
     threads = max(1, torch.get_num_threads() // jobs)
-    waiting = {row.start: row.pretraining for row in rows if row.start is not None and not _finished(row.start)}
+    starts = {row.start: row.pretraining for row in rows if row.start is not None}
+    waiting = {start: cfg for start, cfg in starts.items() if not _finished(start)}
     # Work in table order, each unfinished pre-training (row None) before the first run that needs it.
     todo: list[tuple[Config, Path, _Row | None]] = []
     for row in rows:
@@ -291,56 +297,79 @@ def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop) -
         finished[rows.index(row)] = collect(row)
         return write([finished[i] for i in sorted(finished)])
 
+    def launch(cfg: Config, run_dir: Path, row: _Row | None) -> None:
+        _say(f"started {run_dir.name} ({threads} CPU thread{'s' * (threads > 1)})")
+        process = context.Process(target=_worker, name=run_dir.name, daemon=True, args=(
+            cfg, run_dir, row and row.start, row and (row.variant.after or "mle"), threads, stop, errors, os.getpid()))
+        blocking = hasattr(signal, "pthread_sigmask")  # POSIX: the worker inherits the blocked signals
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if blocking else None
+        try:  # blocked until the worker ignores them: a signal while it imports torch would kill it
+            process.start()
+        finally:
+            if blocking:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        running[process.sentinel] = (process, run_dir, row)
+
     try:
-        while running or (todo and not stop.is_set()):
-            if (failure or should_stop()) and not stop.is_set():
-                stop.set()
-            while todo and not stop.is_set() and len(running) < jobs:
-                task = next((t for t in todo if t[2] is None or t[2].start not in waiting), None)
-                if task is None:  # every waiting task needs a pre-training that is still running
-                    break
-                todo.remove(task)
-                cfg, run_dir, row = task
-                if row is not None and _finished(run_dir):  # finished in an earlier call
-                    result = collected(row)
-                    continue
-                _say(f"started {run_dir.name} ({threads} thread{'s' * (threads > 1)})")
-                process = context.Process(target=_worker, name=run_dir.name, daemon=True, args=(
-                    cfg, run_dir, row and row.start, row and (row.variant.after or "mle"), threads, stop, errors))
-                process.start()
-                running[process.sentinel] = (process, run_dir, row)
-            for sentinel in multiprocessing.connection.wait(list(running), timeout=0.5):
-                process, run_dir, row = running.pop(sentinel)
+        try:
+            while running or (todo and not stop.is_set()):
+                if (failure or should_stop()) and not stop.is_set():
+                    stop.set()
+                while todo and not stop.is_set() and len(running) < jobs:
+                    task = next((t for t in todo if t[2] is None or t[2].start not in waiting), None)
+                    if task is None:  # every waiting task needs a pre-training that is still running
+                        break
+                    todo.remove(task)
+                    if task[2] is not None and _finished(task[1]):  # finished in an earlier call
+                        result = collected(task[2])
+                    else:
+                        launch(*task)
+                for sentinel in multiprocessing.connection.wait(list(running), timeout=0.5):
+                    process, run_dir, row = running.pop(sentinel)
+                    process.join()
+                    if process.exitcode == 0 and row is None:
+                        del waiting[run_dir]
+                        _say(f"finished {run_dir.name}")
+                    elif process.exitcode == 0:
+                        result = collected(row)
+                        _say(f"[{len(finished)}/{len(rows)}] finished {run_dir.name}")
+                    elif not errors.empty() or not stop.is_set():  # failed, not stopped on request
+                        message = errors.get() if not errors.empty() else \
+                            f"{run_dir.name}: its worker process ended with exit code {process.exitcode}"
+                        if failure is None:
+                            failure = message
+                            _say(f"{message}; stopping the other runs after their current step")
+        except KeyboardInterrupt:  # a second Ctrl-C: the workers are killed below
+            raise
+        except BaseException:  # an error here (e.g. writing the results): let the workers checkpoint first
+            stop.set()
+            for process, _, _ in running.values():
                 process.join()
-                if process.exitcode == 0 and row is None:
-                    del waiting[run_dir]
-                elif process.exitcode == 0:
-                    result = collected(row)
-                    _say(f"[{len(finished)}/{len(rows)}] finished {run_dir.name}")
-                elif process.exitcode != _INTERRUPTED and failure is None:
-                    failure = errors.get() if not errors.empty() else \
-                        f"{run_dir.name}: its worker process ended with exit code {process.exitcode}"
+            running.clear()
+            raise
     finally:
-        for process, _, _ in running.values():  # left running only by a second Ctrl-C
-            process.terminate()
+        for process, _, _ in running.values():
+            process.kill()
     if failure:
         raise SeqGANError(failure)
-    if stop.is_set():
+    if stop.is_set() and len(finished) < len(rows):
         raise Interrupted("stopped; every unfinished run keeps its checkpoint")
     return result
 
 
 def _worker(cfg: Config, run_dir: Path, start: Path | None, start_phase: str | None, threads: int,
-            stop, errors) -> None:
+            stop, errors, parent: int) -> None:
     """One run in a worker process of `_run_in_parallel`: a shared pre-training (``start_phase``
-    None) or an experiment row, which also measures its temperature sweep (the parent reads the cache)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which sets ``stop``
+    None) or an experiment row, which also measures its temperature sweep (the parent reads the
+    cache). It stops (checkpointing) when ``stop`` is set or its parent process has gone."""
+    for sig in _STOP_SIGNALS:  # the parent turns them into ``stop``
+        signal.signal(sig, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     torch.set_num_threads(threads)
     keep_freed_memory()
     try:
-        _run(cfg, run_dir, False, stop.is_set, start, start_phase or "mle")
+        _run(cfg, run_dir, False, lambda: stop.is_set() or os.getppid() != parent, start, start_phase or "mle")
         if start_phase is not None:
             temperature_sweep(cfg, run_dir)
     except Interrupted:
@@ -348,8 +377,6 @@ def _worker(cfg: Config, run_dir: Path, start: Path | None, start_phase: str | N
     except (SeqGANError, OSError) as e:
         errors.put(f"{run_dir.name}: {e}")
         sys.exit(1)
-
-
 def _write_results(plt, name: str, base: Config, seeds: int, runs: list[dict], variants: list[Variant],
                    m: Measures, out: Path, complete: bool) -> dict:
     """NAME.json, NAME.md and the plots from the runs finished so far (rewritten after each run, so
