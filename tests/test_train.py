@@ -215,3 +215,25 @@ def test_training_on_cpu_flushes_subnormal_floats(tmp_path, tiny_cfg):
     tiny_cfg.schedule.adv_steps = 1
     train(tiny_cfg, tmp_path, progress=False)
     assert (torch.tensor([1e-30]) * 1e-10).item() == 0.0
+
+
+def test_progress_lines_where_there_are_no_bars(tmp_path, capsys):
+    """Without bars, `report_every` gives one stderr line per step at most that often, never after a
+    phase's last step: run name, phase, step/last, time a step, time left, the latest NLL."""
+    from seqgan.config import preset
+
+    cfg = preset("tiny")
+    train(cfg, tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""  # the library is silent unless asked
+    train(cfg, tmp_path / "r", progress=False, report_every=1e-9)
+    lines = capsys.readouterr().err.splitlines()
+    s = cfg.schedule
+    expected = [f"MLE pre-training {i}/{s.mle_epochs}" for i in range(1, s.mle_epochs)] \
+        + [f"D pre-training {i}/{s.d_pretrain_rounds}" for i in range(1, s.d_pretrain_rounds)] \
+        + [f"adversarial {i}/{s.adv_steps}" for i in range(1, s.adv_steps)]
+    assert len(lines) == len(expected)
+    for line, phase in zip(lines, expected):
+        assert line.startswith(f"seqgan: r: {phase}, ") and " a step, about " in line and " left in the phase" in line
+    records = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    at_2 = next(r for r in records if r["phase"] == "adversarial" and r["step"] == 2)  # adv_eval_every 2
+    assert lines[-1].endswith(f", NLL-oracle {at_2['nll_oracle']:.3f} after adversarial 2")

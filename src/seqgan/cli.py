@@ -196,7 +196,7 @@ def _train(args, main: bool) -> int:
 def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
     from . import dist
     from .checkpoint import directory_lock, run_checkpoint
-    from .train import resolve_device, tensorboard_writer_class, train
+    from .train import PROGRESS_LINE_SECONDS, resolve_device, tensorboard_writer_class, train
 
     def say(message: str) -> None:
         if main:
@@ -248,7 +248,7 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
         say(f"seqgan train: data-parallel over {dist.world()} processes")
 
     result = _interruptible(lambda stop: train(cfg, run_dir, progress=_progress(args), resume=resume,
-                                               should_stop=stop))
+                                               should_stop=stop, report_every=PROGRESS_LINE_SECONDS))
     if isinstance(result, int):
         return result
     records = result
@@ -576,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default=None, choices=METHODS,
                    help="what trains G after MLE pre-training: seqgan (default) or a baseline (= --set schedule.method=...)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (a progress line every 2 minutes instead)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("experiment", help="many runs, one table: table1 (the paper's Table 1) | strategies "
@@ -596,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="runs trained at once, each in its own process with 1/JOBS of the CPU threads "
                         "(no progress bars; default 1: one after another in this process)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (a progress line every 2 minutes instead)")
     p.add_argument("--json", action="store_true", help="last stdout line: {\"experiment\", \"out\", \"summary\"}")
     p.set_defaults(func=cmd_experiment, deterministic=False, tensorboard=False)
 

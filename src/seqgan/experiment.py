@@ -40,8 +40,8 @@ from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_test_samples
-from .train import (Interrupted, build_generator, keep_freed_memory, read_metrics, resolve_device, train,
-                    use_compile)
+from .train import (PROGRESS_LINE_SECONDS, Interrupted, build_generator, keep_freed_memory, read_metrics,
+                    resolve_device, train, use_compile)
 
 PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
@@ -133,17 +133,17 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
     if own.is_file():
         _, state = load_checkpoint(own, resume=True)
         if state["phase"] != "done":
-            train(cfg, run_dir, progress, resume=state, should_stop=should_stop)
+            train(cfg, run_dir, progress, resume=state, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
         return
     if start_from is None:
-        train(cfg, run_dir, progress, should_stop=should_stop)
+        train(cfg, run_dir, progress, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
         return
     _, state = load_checkpoint(start_from / CHECKPOINT_NAME, resume=True)
     s = cfg.schedule
     state["phase"], state["step"] = start_phase, s.mle_epochs if start_phase == "mle" else s.d_pretrain_rounds
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(start_from / METRICS_NAME, run_dir / METRICS_NAME)
-    train(cfg, run_dir, progress, resume=state, should_stop=should_stop)
+    train(cfg, run_dir, progress, resume=state, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
 
 
 def _pretraining_config(cfg: Config, through: str) -> Config:

@@ -471,8 +471,46 @@ class RunLog:
         return record
 
 
-def _bar(iterable, desc: str, enabled: bool):
-    return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
+def _bar(steps: range, desc: str, enabled: bool, lines: "ProgressLines | None" = None):
+    """A progress bar over a phase's steps, or where bars are off and ``lines`` is given, lines."""
+    if lines is not None and not enabled:
+        return lines.over(steps, desc)
+    return tqdm(steps, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+PROGRESS_LINE_SECONDS = 120.0  # the commands' `ProgressLines` interval where there are no bars
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+class ProgressLines:
+    """Progress for runs without a terminal (a log file, `nohup`, experiment workers): after a step,
+    at most once every ``every`` seconds, one line on stderr —
+    ``seqgan: NAME: PHASE STEP/LAST, TIME a step, about TIME left in the phase[, the latest NLL]``."""
+
+    def __init__(self, name: str, every: float, log: RunLog):
+        self.name, self.every, self.log = name, every, log
+
+    def over(self, steps: range, desc: str):
+        start = last = time.perf_counter()
+        for done, step in enumerate(steps, 1):
+            yield step  # the caller's loop body runs before this generator resumes
+            now = time.perf_counter()
+            if now - last >= self.every and step < steps[-1]:
+                per_step = (now - start) / done
+                print(f"seqgan: {self.name}: {desc} {step}/{steps[-1]}, {_duration(per_step)} a step, about "
+                      f"{_duration(per_step * (steps[-1] - step))} left in the phase{self._latest()}",
+                      file=sys.stderr, flush=True)
+                last = now
+
+    def _latest(self) -> str:
+        for record in reversed(self.log.records):
+            for key, label in (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test")):
+                if key in record:
+                    return f", {label} {record[key]:.3f} after {record['phase']} {record['step']}"
+        return ""
 
 
 PHASES = ("init", "mle", "d_pretrain", "adversarial", "done")
@@ -505,22 +543,24 @@ def set_rng_state(state: dict) -> None:
 
 
 def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None = None,
-          should_stop=lambda: False) -> list[dict]:
+          should_stop=lambda: False, report_every: float | None = None) -> list[dict]:
     """Algorithm 1 on the synthetic oracle task, or on ``data.corpus``; returns the metrics records.
 
     A checkpoint is written after each completed step (MLE epoch, D pre-training round,
     adversarial step) once ``run.checkpoint_seconds`` have passed since the last, and at the end
     of every phase. ``resume`` (a loaded checkpoint) continues from it: same seed and config give
     the same run, bit for bit on CPU. ``should_stop`` is polled after every step; when it returns
-    True the step's checkpoint is written and `Interrupted` raised. The run directory is locked
-    meanwhile (`checkpoint.directory_lock`: another process training it stops with an error).
+    True the step's checkpoint is written and `Interrupted` raised. ``progress`` shows bars on
+    stderr; without them, ``report_every`` (seconds) prints `ProgressLines`. The run directory is
+    locked meanwhile (`checkpoint.directory_lock`: another process training it stops with an error).
     """
     cfg.validate()
     with directory_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
-        return _train(cfg, Path(run_dir), progress, resume, should_stop)
+        return _train(cfg, Path(run_dir), progress, resume, should_stop, report_every)
 
 
-def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, should_stop) -> list[dict]:
+def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, should_stop,
+           report_every: float | None) -> list[dict]:
     started = time.perf_counter()
     main = dist.is_main()  # data-parallel: rank 0 alone writes files
     corpus = resolve_corpus(cfg) if cfg.data.corpus else None
@@ -531,6 +571,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
             corpus.vocab.save(run_dir / VOCAB_NAME)
     log = (RunLog(run_dir / METRICS_NAME, started, keep=resume["log_lines"] if resume else 0,
                   tensorboard=cfg.run.tensorboard) if main else _NoLog())
+    lines = ProgressLines(run_dir.name, report_every, log) if main and report_every else None
     device = resolve_device(cfg.run.device)
     flush_denormals(device)
     if cfg.run.deterministic:
@@ -642,7 +683,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     bleu_reward = BleuReward(real, cfg.pg_bleu.n, d.vocab_size) if method == "pg_bleu" else None
 
     # 1. MLE pre-training.
-    for epoch in _bar(range(first_step("mle"), mle_epochs + 1), "MLE pre-training", progress):
+    for epoch in _bar(range(first_step("mle"), mle_epochs + 1), "MLE pre-training", progress, lines):
         loss = mle_epoch(generator, mle_opt, real, g.batch_size, g.grad_clip, epoch, masked)
         if epoch % s.mle_eval_every == 0 or epoch == mle_epochs:
             eval_record("mle", epoch, g_loss=loss)
@@ -651,7 +692,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
         checkpoint("mle", epoch, force=epoch == mle_epochs)
 
     # 2. Discriminator pre-training on fresh negatives each round.
-    for round_ in _bar(range(first_step("d_pretrain"), d_pretrain_rounds + 1), "D pre-training", progress):
+    for round_ in _bar(range(first_step("d_pretrain"), d_pretrain_rounds + 1), "D pre-training", progress, lines):
         positives, negatives = negatives_and_positives(s.num_negatives)
         d_loss, d_acc = discriminator_epochs(discriminator, d_opt, positives, negatives, s.d_pretrain_epochs,
                                              dis.batch_size, dis.l2_reg, "d_pretrain", round_, graphed)
@@ -662,7 +703,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     desc = "adversarial" if method == "seqgan" else method
     if first_step("adversarial") == 1:
         rollout.reset()  # β ← θ: the delayed copy starts from the pre-trained generator
-    for step in _bar(range(first_step("adversarial"), adv_steps + 1), desc, progress):
+    for step in _bar(range(first_step("adversarial"), adv_steps + 1), desc, progress, lines):
         g_loss = mean_reward = d_loss = d_acc = sample_prob = None
         if method in ("mle", "scheduled_sampling"):
             section = cfg.mle if method == "mle" else cfg.scheduled_sampling
