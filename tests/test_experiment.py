@@ -14,7 +14,7 @@ import torch
 from seqgan.checkpoint import run_checkpoint, state_sha256
 from seqgan.cli import main
 from seqgan.config import SeqGANError, preset, set_field
-from seqgan.experiment import PAPER_TABLE1, run_experiment
+from seqgan.experiment import PAPER_TABLE1, experiment_status, run_experiment
 from seqgan.metrics import nll_oracle
 from seqgan.oracle import build_oracle
 from seqgan.train import train
@@ -102,11 +102,29 @@ def test_finished_rows_are_written_before_the_experiment_ends(tmp_path, monkeypa
     assert partial["complete"] is False
     assert [r["method"] for r in partial["runs"]] == ["random", "mle"]
     assert "PARTIAL: 2 runs finished so far" in (tmp_path / "table1.md").read_text()
+    status = experiment_status(tmp_path)  # what `seqgan inspect DIR` shows
+    assert (status["finished"], status["total"], status["complete"]) == (2, 5, False)
+    states = {r["run"]: (r["started"], r["phase"]) for r in status["runs"]}
+    assert [r["run"] for r in status["runs"]][:3] == ["pretrain-mle-seed88", "random-seed88", "mle-seed88"]
+    assert states["pretrain-mle-seed88"] == states["mle-seed88"] == (True, "done")
+    assert states["seqgan-seed88"] == (False, None) and len(states) == 6
     monkeypatch.undo()
     done = run_experiment("table1", preset("tiny"), 1, tmp_path, progress=False)
     assert done["complete"] is True and [r["method"] for r in done["runs"]] == list(PAPER_TABLE1)
     assert done["runs"][:2] == partial["runs"]  # the finished runs were kept, not retrained
     assert "PARTIAL" not in (tmp_path / "table1.md").read_text()
+
+
+def test_inspect_an_experiment_directory(table1, capsys):
+    assert main(["inspect", str(table1), "--json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"experiment table1 in {table1}: 10 of 10 runs finished (complete)"
+    status = json.loads(out[-1])
+    assert [r["run"] for r in status["runs"]][:3] == ["pretrain-mle-seed88", "pretrain-mle-seed89", "random-seed88"]
+    assert all(r["phase"] == "done" and r["metric"] == "nll_oracle" for r in status["runs"]) and len(status["runs"]) == 12
+    finished = json.loads((table1 / "table1.json").read_text())["runs"]
+    assert {r["run"]: r["value"] for r in status["runs"]}["seqgan-seed89"] == next(
+        r["nll_oracle"] for r in finished if r["method"] == "seqgan" and r["seed"] == 89)
 
 
 def test_unknown_experiment(tmp_path, capsys):

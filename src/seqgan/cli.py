@@ -424,6 +424,8 @@ def cmd_inspect(args) -> int:
     from .train import read_metrics
 
     run_dir = Path(args.run)
+    if (run_dir / "experiment.json").is_file() and not (run_dir / CHECKPOINT_NAME).is_file():
+        return _inspect_experiment(run_dir, args.json)
     cfg, payload = run_checkpoint(run_dir)
     records = read_metrics(run_dir / METRICS_NAME, required=False)
     last = records[-1] if records else None
@@ -438,6 +440,24 @@ def cmd_inspect(args) -> int:
     print(f"  generator_sha256 {info['generator_sha256']}\n  discriminator_sha256 {info['discriminator_sha256']}")
     if args.json:
         print(json.dumps(info))
+    return 0
+
+
+def _inspect_experiment(out: Path, as_json: bool) -> int:
+    from .experiment import experiment_status
+
+    status = experiment_status(out)
+    of = f" of {status['total']}" if status["total"] else ""
+    print(f"experiment {status['experiment']} in {out}: {status['finished']}{of} runs finished"
+          + (" (complete)" if status["complete"] else ""))
+    for run in status["runs"]:
+        state = ("not started" if not run["started"] else "started, no checkpoint yet" if run["phase"] is None
+                 else "done" if run["phase"] == "done" else f"{run['phase']} {run['step']}/{run['last_step']}")
+        metric = f"{run['metric'].replace('nll_', 'NLL-')} {run['value']:.3f} after {run['at']}" if "metric" in run else ""
+        elapsed = f"{run['elapsed_s'] / 3600:.2f} h" if run["elapsed_s"] is not None else ""
+        print(f"  {run['run']:<28} {state:<26} {metric:<40} {elapsed}".rstrip())
+    if as_json:
+        print(json.dumps(status))
     return 0
 
 
@@ -624,8 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="PNG file (default: DIR/learning_curves.png)")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("inspect", help="a run's config, phase/step, last metrics and parameter hashes")
-    p.add_argument("run", help="run directory written by `seqgan train`")
+    p = sub.add_parser("inspect", help="a run's config, phase/step, last metrics and parameter hashes; "
+                                       "for an experiment directory, the state of each of its runs")
+    p.add_argument("run", help="run directory written by `seqgan train`, or an experiment directory")
     p.add_argument("--json", action="store_true", help="last stdout line: the same as JSON")
     p.set_defaults(func=cmd_inspect)
 

@@ -398,6 +398,48 @@ def _read_json(path: Path):
         return None
 
 
+def experiment_status(out: Path) -> dict:
+    """What an experiment directory holds, for `seqgan inspect DIR`: the experiment, how many of its
+    runs NAME.json has (and of how many), and every run directory in table order (shared
+    pre-trainings first) with its checkpoint's phase and step, the phase's last step, its latest
+    NLL and elapsed time (``phase`` None: no checkpoint yet), then the runs not started."""
+    out = Path(out)
+    record = _read_json(out / "experiment.json")
+    if not isinstance(record, dict) or record.get("experiment") not in EXPERIMENTS:
+        raise SeqGANError(f"{out / 'experiment.json'} is not an experiment record")
+    name = record["experiment"]
+    result = _read_json(out / f"{name}.json") if (out / f"{name}.json").is_file() else None
+    names = [v.name for v in (realdata_variants() if name == "realdata" else EXPERIMENTS[name]())]
+
+    def order(run_dir: Path):
+        variant, _, seed = run_dir.name.rpartition("-seed")
+        return (0 if variant.startswith("pretrain-") else 1, names.index(variant) if variant in names else len(names),
+                int(seed) if seed.isdigit() else 0, run_dir.name)
+
+    runs = []
+    for run_dir in sorted((p for p in (out / "runs").glob("*") if p.is_dir()), key=order):
+        records = read_metrics(run_dir / METRICS_NAME, required=False)
+        row = {"run": run_dir.name, "phase": None, "step": None, "last_step": None, "started": True,
+               "elapsed_s": records[-1]["elapsed_s"] if records else None,
+               **next(({"metric": key, "value": r[key], "at": f"{r['phase']} {r['step']}"} for r in reversed(records)
+                       for key in ("nll_oracle", "nll_test") if key in r), {})}
+        if (run_dir / CHECKPOINT_NAME).is_file():
+            cfg, payload = load_checkpoint(run_dir / CHECKPOINT_NAME)
+            s = cfg.schedule
+            row.update(phase=payload["phase"], step=payload["step"],
+                       last_step={"mle": s.mle_epochs, "d_pretrain": s.d_pretrain_rounds}.get(payload["phase"], s.adv_steps))
+        runs.append(row)
+    total = None
+    if isinstance(result, dict) and isinstance(result.get("seeds"), int):
+        total = result["seeds"] * len(names)
+        first = Config.from_dict(record.get("config", {})).run.seed
+        present = {run["run"] for run in runs}
+        runs += [{"run": run, "phase": None, "step": None, "last_step": None, "elapsed_s": None, "started": False}
+                 for run in (f"{n}-seed{first + i}" for n in names for i in range(result["seeds"])) if run not in present]
+    return {"experiment": name, "out": str(out), "finished": len(result["runs"]) if isinstance(result, dict) else 0,
+            "total": total, "complete": bool(isinstance(result, dict) and result.get("complete")), "runs": runs}
+
+
 def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
     """DIR/experiment.json records what DIR holds; continuing needs the same experiment and config."""
     record = {"experiment": name, "config": base.to_dict()}
