@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from seqgan.checkpoint import run_checkpoint, state_sha256
+from seqgan.checkpoint import payload_sha256, run_checkpoint, state_sha256
 from seqgan.cli import main
 from seqgan.config import SeqGANError, preset, set_field
 from seqgan.experiment import PAPER_TABLE1, experiment_status, run_experiment
@@ -216,7 +216,7 @@ def test_parallel_jobs_give_the_sequential_results(tmp_path):
     payload = torch.load(broken, weights_only=True)
     payload["phase"], payload["step"] = "adversarial", 1  # unfinished, so a worker resumes it ...
     payload["generator"]["embedding.weight"] = torch.zeros(3, 3)  # ... and finds it does not fit
-    torch.save(payload, broken)
+    torch.save({**payload, "sha256": payload_sha256(payload)}, broken)
     with pytest.raises(SeqGANError, match="seqgan-seed88: the checkpoint's generator does not fit"):
         run_experiment("table1", preset("tiny"), 1, tmp_path / "par", progress=False, jobs=2)
     with pytest.raises(SeqGANError, match="jobs must be at least 1"):

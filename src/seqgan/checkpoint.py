@@ -85,6 +85,7 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
     so the previous checkpoint stays intact until the new one is complete."""
     path = Path(path)
     payload = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()), **state}
+    payload["sha256"] = payload_sha256(payload)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
@@ -115,11 +116,15 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
     except Exception as e:
         with open(path, "rb") as f:
             zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
-        reason = (f"a damaged or truncated archive: {_message_line(e)[:100]}" if zipped
+        detail = _message_line(e).split(". ")[0].rstrip(".")  # torch adds "This is an internal error…"
+        reason = (f"a damaged or truncated archive: {detail[:100]}" if zipped
                   else "not a zip archive as torch.save writes: truncated or another format")
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({reason})") from None
     if not isinstance(payload, dict) or "format_version" not in payload or "config" not in payload:
         raise SeqGANError(f"cannot read checkpoint {path}: not a seqgan checkpoint")
+    if "sha256" in payload and payload["sha256"] != payload_sha256(payload):  # older checkpoints have none
+        raise SeqGANError(f"cannot read checkpoint {path}: its content does not match the checksum saved with it "
+                          "(damaged on disk or in a copy)")
     if payload["format_version"] != FORMAT_VERSION:
         raise SeqGANError(f"checkpoint {path} has format version {payload['format_version']}; "
                           f"this seqgan reads version {FORMAT_VERSION}")
@@ -150,9 +155,42 @@ def run_checkpoint(run_dir: Path, resume: bool = False) -> tuple[Config, dict]:
     return load_checkpoint(run_dir / CHECKPOINT_NAME, resume)
 
 
+def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
+    return memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+
+
 def state_sha256(state: dict[str, torch.Tensor]) -> str:
     """sha256 over the tensors' raw bytes in state-dict order (identifies exact parameters)."""
     digest = hashlib.sha256()
     for tensor in state.values():
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(_tensor_bytes(tensor))
+    return digest.hexdigest()
+
+
+def payload_sha256(payload: dict) -> str:
+    """sha256 over a checkpoint's whole content but its own "sha256" entry (keys in sorted order;
+    tensors by dtype, shape and bytes; other values by repr). `save_checkpoint` stores it and
+    `load_checkpoint` checks it, so bytes damaged on disk or in a copy stop with an error instead of
+    loading as silently different weights (torch.load does not notice damage inside a tensor)."""
+    digest = hashlib.sha256()
+
+    def feed(value) -> None:
+        if isinstance(value, torch.Tensor):
+            digest.update(f"tensor {value.dtype} {tuple(value.shape)}:".encode())
+            digest.update(_tensor_bytes(value))
+        elif isinstance(value, dict):
+            digest.update(b"{")
+            for key in sorted(value, key=str):
+                feed(str(key))
+                feed(value[key])
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[")
+            for item in value:
+                feed(item)
+            digest.update(b"]")
+        else:
+            digest.update(f"{type(value).__name__} {value!r};".encode())
+
+    feed({key: value for key, value in payload.items() if key != "sha256"})
     return digest.hexdigest()
