@@ -127,6 +127,24 @@ def test_inspect_an_experiment_directory(table1, capsys):
         r["nll_oracle"] for r in finished if r["method"] == "seqgan" and r["seed"] == 89)
 
 
+def test_inspect_shows_every_run_when_one_is_unreadable(table1, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(table1, copy)
+    (copy / "runs" / "mle-seed88" / "checkpoint.pt").write_bytes(b"junk")
+    with open(copy / "runs" / "seqgan-seed89" / "metrics.jsonl", "a") as f:
+        f.write('{"phase": "ml')  # a line being written while we read
+    assert main(["inspect", str(copy), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out.splitlines()[-1])
+    rows = {r["run"]: r for r in status["runs"]}
+    assert "not a valid seqgan checkpoint" in rows["mle-seed88"]["error"] and len(rows) == 12
+    assert rows["seqgan-seed89"]["phase"] == "done" and rows["seqgan-seed89"]["metric"] == "nll_oracle"
+    (copy / "table1.json").write_text("{}")
+    assert main(["inspect", str(copy)]) == 1
+    assert capsys.readouterr().err.strip().endswith("table1.json is not an experiment result (unreadable or not as written)")
+
+
 def test_unknown_experiment(tmp_path, capsys):
     assert main(["experiment", "table9", "--preset", "tiny", "--out", str(tmp_path)]) == 1
     assert "unknown experiment 'table9'" in capsys.readouterr().err

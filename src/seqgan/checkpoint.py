@@ -124,7 +124,7 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
         raise SeqGANError(f"cannot read checkpoint {path}: not a seqgan checkpoint")
     if "sha256" in payload and payload["sha256"] != payload_sha256(payload):  # older checkpoints have none
         raise SeqGANError(f"cannot read checkpoint {path}: its content does not match the checksum saved with it "
-                          "(damaged on disk or in a copy)")
+                          "(damaged on disk or in a copy, or edited outside seqgan)")
     if payload["format_version"] != FORMAT_VERSION:
         raise SeqGANError(f"checkpoint {path} has format version {payload['format_version']}; "
                           f"this seqgan reads version {FORMAT_VERSION}")

@@ -451,11 +451,15 @@ def _inspect_experiment(out: Path, as_json: bool) -> int:
     print(f"experiment {status['experiment']} in {out}: {status['finished']}{of} runs finished"
           + (" (complete)" if status["complete"] else ""))
     for run in status["runs"]:
-        state = ("not started" if not run["started"] else "started, no checkpoint yet" if run["phase"] is None
+        state = ("not started" if not run["started"] else "unreadable" if "error" in run
+                 else "started, no checkpoint yet" if run["phase"] is None
                  else "done" if run["phase"] == "done" else f"{run['phase']} {run['step']}/{run['last_step']}")
-        metric = f"{run['metric'].replace('nll_', 'NLL-')} {run['value']:.3f} after {run['at']}" if "metric" in run else ""
+        value = "nan" if run.get("value") is None else f"{run['value']:.3f}"
+        metric = f"{run['metric'].replace('nll_', 'NLL-')} {value} after {run['at']}" if "metric" in run else ""
         elapsed = f"{run['elapsed_s'] / 3600:.2f} h" if run["elapsed_s"] is not None else ""
         print(f"  {run['run']:<28} {state:<26} {metric:<40} {elapsed}".rstrip())
+        if "error" in run:
+            print(f"    {run['error']}")
     if as_json:
         print(json.dumps(status))
     return 0

@@ -22,6 +22,7 @@ sweep measures BLEU (quality, against the test split) against Self-BLEU (lack of
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -212,7 +213,8 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
                    should_stop=lambda: False, jobs: int = 1) -> dict:
     """Run (or continue) experiment ``name`` with ``seeds`` seeds from run.seed upward; write
     NAME.json, NAME.md and the plots into ``out`` and return the JSON's content. ``jobs`` > 1 trains
-    that many runs at once in worker processes (`_run_in_parallel`)."""
+    that many runs at once in worker processes (`_run_in_parallel`). Without ``progress`` bars each
+    run prints `train.ProgressLines` (an experiment is long work)."""
     if name not in EXPERIMENTS:
         raise SeqGANError(f"unknown experiment {name!r} (choose from: {', '.join(EXPERIMENTS)})")
     if jobs < 1:
@@ -400,44 +402,71 @@ def _read_json(path: Path):
 
 def experiment_status(out: Path) -> dict:
     """What an experiment directory holds, for `seqgan inspect DIR`: the experiment, how many of its
-    runs NAME.json has (and of how many), and every run directory in table order (shared
-    pre-trainings first) with its checkpoint's phase and step, the phase's last step, its latest
-    NLL and elapsed time (``phase`` None: no checkpoint yet), then the runs not started."""
+    runs NAME.json has (and of how many), and every run in table order (shared pre-trainings first)
+    with its checkpoint's phase and step, the phase's last step, its latest NLL and elapsed time
+    (``phase`` None: no checkpoint yet; ``started`` False: no directory yet; ``error``: a file of
+    the run could not be read — the other runs are still shown)."""
     out = Path(out)
     record = _read_json(out / "experiment.json")
     if not isinstance(record, dict) or record.get("experiment") not in EXPERIMENTS:
         raise SeqGANError(f"{out / 'experiment.json'} is not an experiment record")
     name = record["experiment"]
     result = _read_json(out / f"{name}.json") if (out / f"{name}.json").is_file() else None
+    if result is not None and not (isinstance(result, dict) and isinstance(result.get("runs"), list)
+                                   and isinstance(result.get("seeds"), int)):
+        raise SeqGANError(f"{out / (name + '.json')} is not an experiment result (unreadable or not as written)")
     names = [v.name for v in (realdata_variants() if name == "realdata" else EXPERIMENTS[name]())]
+    expected = []
+    if result is not None:
+        try:
+            first = Config.from_dict(record.get("config") or {}).run.seed
+        except (AttributeError, TypeError, ValueError):
+            raise SeqGANError(f"{out / 'experiment.json'} holds no readable config") from None
+        expected = [f"{n}-seed{first + i}" for n in names for i in range(result["seeds"])]
 
-    def order(run_dir: Path):
-        variant, _, seed = run_dir.name.rpartition("-seed")
+    def order(run: str):
+        variant, _, seed = run.rpartition("-seed")
         return (0 if variant.startswith("pretrain-") else 1, names.index(variant) if variant in names else len(names),
-                int(seed) if seed.isdigit() else 0, run_dir.name)
+                int(seed) if seed.isdigit() else 0, run)
 
-    runs = []
-    for run_dir in sorted((p for p in (out / "runs").glob("*") if p.is_dir()), key=order):
+    present = {p.name for p in (out / "runs").glob("*") if p.is_dir()}
+    runs = [_run_status(out / "runs" / run) if run in present else
+            {"run": run, "started": False, "phase": None, "step": None, "last_step": None, "elapsed_s": None}
+            for run in sorted(present | set(expected), key=order)]
+    return {"experiment": name, "out": str(out), "finished": len(result["runs"]) if result else 0,
+            "total": len(expected) or None, "complete": bool(result and result.get("complete")), "runs": runs}
+
+
+def _run_status(run_dir: Path) -> dict:
+    row = {"run": run_dir.name, "started": True, "phase": None, "step": None, "last_step": None, "elapsed_s": None}
+    try:  # a line being written as we read is not an error here
         records = read_metrics(run_dir / METRICS_NAME, required=False)
-        row = {"run": run_dir.name, "phase": None, "step": None, "last_step": None, "started": True,
-               "elapsed_s": records[-1]["elapsed_s"] if records else None,
-               **next(({"metric": key, "value": r[key], "at": f"{r['phase']} {r['step']}"} for r in reversed(records)
-                       for key in ("nll_oracle", "nll_test") if key in r), {})}
-        if (run_dir / CHECKPOINT_NAME).is_file():
+    except SeqGANError:
+        lines = (run_dir / METRICS_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
+        records = [r for r in map(_json_or_none, lines) if isinstance(r, dict)]
+    if records:
+        row["elapsed_s"] = records[-1].get("elapsed_s")
+        row.update(next(({"metric": key, "value": r[key] if math.isfinite(r[key]) else None,
+                          "at": f"{r.get('phase')} {r.get('step')}"}
+                         for r in reversed(records) for key in ("nll_oracle", "nll_test")
+                         if isinstance(r.get(key), (int, float))), {}))
+    if (run_dir / CHECKPOINT_NAME).is_file():
+        try:
             cfg, payload = load_checkpoint(run_dir / CHECKPOINT_NAME)
-            s = cfg.schedule
-            row.update(phase=payload["phase"], step=payload["step"],
-                       last_step={"mle": s.mle_epochs, "d_pretrain": s.d_pretrain_rounds}.get(payload["phase"], s.adv_steps))
-        runs.append(row)
-    total = None
-    if isinstance(result, dict) and isinstance(result.get("seeds"), int):
-        total = result["seeds"] * len(names)
-        first = Config.from_dict(record.get("config", {})).run.seed
-        present = {run["run"] for run in runs}
-        runs += [{"run": run, "phase": None, "step": None, "last_step": None, "elapsed_s": None, "started": False}
-                 for run in (f"{n}-seed{first + i}" for n in names for i in range(result["seeds"])) if run not in present]
-    return {"experiment": name, "out": str(out), "finished": len(result["runs"]) if isinstance(result, dict) else 0,
-            "total": total, "complete": bool(isinstance(result, dict) and result.get("complete")), "runs": runs}
+        except SeqGANError as e:
+            row["error"] = str(e)
+            return row
+        s = cfg.schedule
+        row.update(phase=payload["phase"], step=payload["step"],
+                   last_step={"mle": s.mle_epochs, "d_pretrain": s.d_pretrain_rounds}.get(payload["phase"], s.adv_steps))
+    return row
+
+
+def _json_or_none(line: str):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def _check_experiment_dir(out: Path, name: str, base: Config) -> None:

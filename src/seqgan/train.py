@@ -482,7 +482,11 @@ PROGRESS_LINE_SECONDS = 120.0  # the commands' `ProgressLines` interval where th
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    if round(seconds, 1) < 10:
+        return f"{seconds:.2g} s" if seconds < 0.95 else f"{seconds:.1f} s"
+    if round(seconds) < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if round(seconds / 60, 1) < 120 else f"{seconds / 3600:.1f} h"
 
 
 class ProgressLines:
