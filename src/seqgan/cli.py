@@ -431,7 +431,7 @@ def cmd_inspect(args) -> int:
     last = records[-1] if records else None
     info = {"run": str(run_dir), "phase": payload.get("phase"), "step": payload.get("step"),
             "generator_sha256": state_sha256(payload["generator"]),
-            "discriminator_sha256": state_sha256(payload["discriminator"]),
+            "discriminator_sha256": state_sha256(payload["discriminator"]) if "discriminator" in payload else None,
             "last_metrics": last, "config": cfg.to_dict()}
     print(f"run {run_dir}: checkpoint after phase {info['phase']}, step {info['step']}")
     for section, values in info["config"].items():

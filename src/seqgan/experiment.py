@@ -132,9 +132,9 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
     pre-training run ``start_from`` (its end state relabelled as the end of ``start_phase``)."""
     own = run_dir / CHECKPOINT_NAME
     if own.is_file():
-        _, state = load_checkpoint(own, resume=True)
-        if state["phase"] != "done":
-            train(cfg, run_dir, progress, resume=state, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
+        if not _finished(run_dir):  # (a finished run may hold no optimizer state: scripts/table1_row.py)
+            train(cfg, run_dir, progress, resume=load_checkpoint(own, resume=True)[1], should_stop=should_stop,
+                  report_every=PROGRESS_LINE_SECONDS)
         return
     if start_from is None:
         train(cfg, run_dir, progress, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
