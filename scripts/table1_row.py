@@ -21,8 +21,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, load_checkpoint, \
-    save_checkpoint
+from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, \
+    load_checkpoint, save_checkpoint
 from seqgan.config import SeqGANError, preset
 from seqgan.experiment import _Row, _run, _with_edits, table1_variants, temperature_sweep
 
@@ -70,10 +70,12 @@ def import_(exported: Path, experiment: Path) -> None:
     finally:
         checked = whole.read_bytes()
         whole.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        shutil.copyfile(exported / name, run_dir / name)
-    (run_dir / CHECKPOINT_NAME).write_bytes(checked)  # last: the experiment sees a whole run or none
+    with directory_lock(run_dir):  # refused while a running experiment trains this run
+        if (run_dir / CHECKPOINT_NAME).exists():
+            sys.exit(f"{run_dir} already holds a run")
+        for name in FILES:
+            shutil.copyfile(exported / name, run_dir / name)
+        (run_dir / CHECKPOINT_NAME).write_bytes(checked)  # last: the experiment sees a whole run or none
     print(f"imported {run_dir} ({len(parts)} parts); re-run the experiment command to collect it")
 
 
