@@ -10,7 +10,7 @@ import torch
 from seqgan.bench import bench_discriminator, bench_rollout
 from seqgan.checkpoint import payload_sha256
 from seqgan.cli import main
-from seqgan.config import DataConfig
+from seqgan.config import DataConfig, SeqGANError
 from seqgan.metrics import nll_oracle
 from seqgan.oracle import build_oracle, oracle_samples
 
@@ -281,6 +281,20 @@ def test_checkpoint_with_missing_or_misfitting_state_is_one_line_error(tiny_run,
     save_payload({**payload, "config": json.dumps(config)}, tmp_path / "misfit" / "checkpoint.pt")
     assert_one_line_error(main(["sample", "--run", str(tmp_path / "misfit"), "--n", "2"]), capsys.readouterr().err,
                           "the checkpoint's generator does not fit its config")
+
+
+def test_resuming_needs_optimizer_state_only_for_an_unfinished_run(tiny_run, tmp_path):
+    """A finished run has nothing to resume, so its checkpoint may lack optimizer state
+    (scripts/table1_row.py exports it so); an unfinished one may not."""
+    from seqgan.checkpoint import load_checkpoint
+
+    payload = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    slim = {k: v for k, v in payload.items() if k != "d_optimizer"}
+    save_payload(slim, tmp_path / "done.pt")
+    assert load_checkpoint(tmp_path / "done.pt", resume=True)[1]["phase"] == "done"
+    save_payload({**slim, "phase": "adversarial"}, tmp_path / "unfinished.pt")
+    with pytest.raises(SeqGANError, match="missing 'd_optimizer'"):
+        load_checkpoint(tmp_path / "unfinished.pt", resume=True)
 
 
 def test_corrupt_experiment_record_is_one_line_error(tmp_path, capsys):

@@ -104,8 +104,8 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
 
 
 def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
-    """(config, payload) of a checkpoint, checked to hold a generator (and, to ``resume``, all of
-    `STATE_KEYS`); anything else stops with one line."""
+    """(config, payload) of a checkpoint, checked to hold a generator (and, to ``resume`` an
+    unfinished run, all of `STATE_KEYS`); anything else stops with one line."""
     path = Path(path)
     if not path.is_file():
         raise SeqGANError(f"checkpoint not found: {path}")
@@ -132,7 +132,9 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
         cfg = Config.from_dict(json.loads(payload["config"]))
     except (ValueError, TypeError, AttributeError, SeqGANError) as e:
         raise SeqGANError(f"checkpoint {path} holds a config this seqgan cannot use: {e}") from None
-    missing = [key for key in (STATE_KEYS if resume else STATE_KEYS[:3]) if key not in payload]
+    # A finished run has nothing to resume: its checkpoint may hold no optimizer state (scripts/table1_row.py).
+    needed = STATE_KEYS if resume and payload.get("phase") != "done" else STATE_KEYS[:3]
+    missing = [key for key in needed if key not in payload]
     if missing:
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint (missing {missing[0]!r})")
     return cfg, payload

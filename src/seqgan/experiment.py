@@ -41,8 +41,8 @@ from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_test_samples
-from .train import (PROGRESS_LINE_SECONDS, Interrupted, build_generator, keep_freed_memory, read_metrics,
-                    resolve_device, train, use_compile)
+from .train import (PROGRESS_LINE_SECONDS, Interrupted, build_generator, keep_freed_memory, latest_nll,
+                    read_metrics, resolve_device, train, use_compile)
 
 PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
@@ -132,9 +132,9 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
     pre-training run ``start_from`` (its end state relabelled as the end of ``start_phase``)."""
     own = run_dir / CHECKPOINT_NAME
     if own.is_file():
-        if not _finished(run_dir):  # (a finished run may hold no optimizer state: scripts/table1_row.py)
-            train(cfg, run_dir, progress, resume=load_checkpoint(own, resume=True)[1], should_stop=should_stop,
-                  report_every=PROGRESS_LINE_SECONDS)
+        _, state = load_checkpoint(own, resume=True)
+        if state["phase"] != "done":
+            train(cfg, run_dir, progress, resume=state, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
         return
     if start_from is None:
         train(cfg, run_dir, progress, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
@@ -446,10 +446,10 @@ def _run_status(run_dir: Path) -> dict:
         records = [r for r in map(_json_or_none, lines) if isinstance(r, dict)]
     if records:
         row["elapsed_s"] = records[-1].get("elapsed_s")
-        row.update(next(({"metric": key, "value": r[key] if math.isfinite(r[key]) else None,
-                          "at": f"{r.get('phase')} {r.get('step')}"}
-                         for r in reversed(records) for key in ("nll_oracle", "nll_test")
-                         if isinstance(r.get(key), (int, float))), {}))
+    found = latest_nll(records)
+    if found is not None:
+        key, r = found
+        row.update(metric=key, value=r[key] if math.isfinite(r[key]) else None, at=f"{r.get('phase')} {r.get('step')}")
     if (run_dir / CHECKPOINT_NAME).is_file():
         try:
             cfg, payload = load_checkpoint(run_dir / CHECKPOINT_NAME)

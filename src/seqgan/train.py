@@ -510,11 +510,20 @@ class ProgressLines:
                 last = now
 
     def _latest(self) -> str:
-        for record in reversed(self.log.records):
-            for key, label in (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test")):
-                if key in record:
-                    return f", {label} {record[key]:.3f} after {record['phase']} {record['step']}"
-        return ""
+        found = latest_nll(self.log.records)
+        if found is None:
+            return ""
+        key, record = found
+        return f", {key.replace('nll_', 'NLL-')} {record[key]:.3f} after {record['phase']} {record['step']}"
+
+
+def latest_nll(records: list[dict]) -> tuple[str, dict] | None:
+    """The newest metrics record with a number for NLL-oracle (preferred) or NLL-test, and that key."""
+    for record in reversed(records):
+        for key in ("nll_oracle", "nll_test"):
+            if isinstance(record.get(key), (int, float)):
+                return key, record
+    return None
 
 
 PHASES = ("init", "mle", "d_pretrain", "adversarial", "done")
