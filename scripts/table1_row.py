@@ -8,34 +8,42 @@ says "done"; the reassembled checkpoint's sha256 proves the parts came back whol
 
     # on the device (PYTHONPATH=src where seqgan is not installed), EXPERIMENT_DIR holding a
     # copy of runs/pretrain-mle-seedS (e.g. under the repository's ignored runs/, carried over):
-    python scripts/table1_row.py run EXPERIMENT_DIR METHOD SEED [PRESET]
+    python scripts/table1_row.py run EXPERIMENT_DIR METHOD SEED [PRESET] [--seconds N]
     python scripts/table1_row.py export EXPERIMENT_DIR/runs/METHOD-seedS $OUT/METHOD-seedS
     # here, with the files that came back:
     python scripts/table1_row.py import FILES/METHOD-seedS EXPERIMENT_DIR
 
-PRESET defaults to paper. The run is the experiment's own row (same config edits, same
+PRESET defaults to paper. With --seconds N the run stops (checkpointed) at the first step boundary
+after N seconds and the command exits 3; run it again, on the same machine, to go on. The run is the experiment's own row (same config edits, same
 pre-training), so only the hardware differs from a run made here.
 """
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, \
     load_checkpoint, save_checkpoint
 from seqgan.config import SeqGANError, preset
 from seqgan.experiment import _Row, _run, _with_edits, table1_variants, temperature_sweep
+from seqgan.train import Interrupted
 
 PART = 15 << 20  # bytes per part of the exported checkpoint
 FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, "temperatures.json")
 OPTIMIZERS = ("mle_optimizer", "adv_optimizer", "d_optimizer")
 
 
-def run(experiment: Path, method: str, seed: int, preset_name: str = "paper") -> None:
+def run(experiment: Path, method: str, seed: int, preset_name: str = "paper", seconds: float | None = None) -> None:
     variant = next(v for v in table1_variants() if v.name == method)
     base = preset(preset_name)
     row = _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
-    _run(row.cfg, row.run_dir, False, lambda: False, row.start, variant.after or "mle")
+    deadline = time.monotonic() + (seconds if seconds is not None else float("inf"))
+    try:
+        _run(row.cfg, row.run_dir, False, lambda: time.monotonic() > deadline, row.start, variant.after or "mle")
+    except Interrupted:
+        print(f"stopped after {seconds} s, checkpointed in {row.run_dir}; run again to go on")
+        sys.exit(3)
     temperature_sweep(row.cfg, row.run_dir)
     print(f"trained {row.run_dir}")
 
@@ -82,8 +90,12 @@ def import_(exported: Path, experiment: Path) -> None:
 if __name__ == "__main__":
     command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     try:
+        seconds = None
+        if "--seconds" in args:
+            i = args.index("--seconds")
+            seconds, args = float(args[i + 1]), args[:i] + args[i + 2:]
         if command == "run" and len(args) in (3, 4):
-            run(Path(args[0]), args[1], int(args[2]), *args[3:])
+            run(Path(args[0]), args[1], int(args[2]), *args[3:], seconds=seconds)
         elif command == "export" and len(args) == 2:
             export(Path(args[0]), Path(args[1]))
         elif command == "import" and len(args) == 2:
