@@ -10,7 +10,8 @@ from seqgan.discriminator import Discriminator
 from seqgan.generator import Generator, categorical
 from seqgan.reference import PlainDiscriminator, plain_rollout_rewards
 from seqgan.rollout import rollout_rewards
-from seqgan.train import GraphedDiscriminatorStep, adam, discriminator_epochs, train
+from seqgan.checkpoint import run_checkpoint
+from seqgan.train import GraphedDiscriminatorStep, Interrupted, adam, discriminator_epochs, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -159,4 +160,16 @@ def test_tiny_run_with_compiled_discriminator_on_cuda(tmp_path, tiny_cfg):
     """`train` end to end with `run.compile=on` (the path `auto` takes on long schedules)."""
     tiny_cfg.run.device, tiny_cfg.run.compile = "cuda", "on"
     records = train(tiny_cfg, tmp_path, progress=False)
+    assert records[-1]["phase"] == "adversarial" and torch.isfinite(torch.tensor(records[-1]["nll_oracle"]))
+
+
+def test_checkpoint_written_on_cpu_resumes_on_cuda(tmp_path, tiny_cfg):
+    """A run pre-trained on a CPU continues on a GPU (how scripts/table1_row.py trains a Table 1
+    row): the CPU-built Adam state must become capturable for the graphed discriminator step."""
+    polls = []
+    with pytest.raises(Interrupted):
+        train(tiny_cfg, tmp_path, progress=False, should_stop=lambda: polls.append(1) or len(polls) == 2)
+    cfg, payload = run_checkpoint(tmp_path)
+    cfg.run.device = "cuda"
+    records = train(cfg, tmp_path, progress=False, resume=payload)
     assert records[-1]["phase"] == "adversarial" and torch.isfinite(torch.tensor(records[-1]["nll_oracle"]))

@@ -161,3 +161,21 @@ def test_full_disk_during_checkpoint_is_one_line_and_keeps_the_last_checkpoint(t
     assert payload["phase"] == "mle"
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     assert run_checkpoint(out)[1]["phase"] == "done"
+
+
+def test_checkpoint_written_with_gpu_optimizer_options_resumes_on_cpu(tmp_path, tiny_cfg):
+    """A checkpoint's Adam state carries its machine's options (capturable / fused on CUDA, where
+    the discriminator step is a CUDA graph). Resuming elsewhere keeps this machine's options: a
+    GPU-written checkpoint resumes on a CPU and ends as the uninterrupted run (the CPU-to-GPU
+    direction is in tests/test_cuda.py)."""
+    full = train(tiny_cfg, tmp_path / "full", progress=False)
+    polls = []
+    with pytest.raises(Interrupted):
+        train(tiny_cfg, tmp_path / "cut", progress=False, should_stop=lambda: polls.append(1) or len(polls) == 8)
+    cfg, payload = run_checkpoint(tmp_path / "cut")
+    for key in ("mle_optimizer", "adv_optimizer", "d_optimizer"):
+        for group in payload[key]["param_groups"]:
+            group["capturable"] = True  # as Adam is built on CUDA
+    resumed = train(cfg, tmp_path / "cut", progress=False, resume=payload)
+    assert without_time(resumed) == without_time(full)
+    assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "full")

@@ -140,9 +140,20 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
     return cfg, payload
 
 
+# An optimizer's per-machine settings: a checkpoint written on a CPU resumes on a GPU (where the
+# discriminator's step is a CUDA graph and needs capturable Adam) and the other way round.
+_MACHINE_OPTIONS = ("capturable", "fused", "foreach")
+
+
 def restore(target, state, what: str) -> None:
     """``target.load_state_dict(state)`` for a module or optimizer from a checkpoint; weights that
-    do not fit the checkpoint's own config stop with one line."""
+    do not fit the checkpoint's own config stop with one line. An optimizer keeps its own
+    device-dependent options (`_MACHINE_OPTIONS`), not the ones it was saved with."""
+    if isinstance(target, torch.optim.Optimizer) and isinstance(state, dict) \
+            and len(state.get("param_groups", ())) == len(target.param_groups):
+        state = {**state, "param_groups": [
+            {**saved, **{k: live[k] for k in _MACHINE_OPTIONS if k in live}}
+            for saved, live in zip(state["param_groups"], target.param_groups)]}
     try:
         target.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
