@@ -237,3 +237,22 @@ def test_progress_lines_where_there_are_no_bars(tmp_path, capsys):
     records = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     at_2 = next(r for r in records if r["phase"] == "adversarial" and r["step"] == 2)  # adv_eval_every 2
     assert lines[-1].endswith(f", NLL-oracle {at_2['nll_oracle']:.3f} after adversarial 2")
+
+
+def test_progress_line_times_the_steps_since_the_previous_line(monkeypatch, capsys):
+    """A long pause (here step 3 takes 100 s, the others 1 s) shows in the next line only; later
+    lines say 1 s a step again, where a mean since the start would still say ~10 s."""
+    from types import SimpleNamespace
+
+    from seqgan.train import ProgressLines
+
+    clock = iter([0.0, 1.0, 2.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0, 108.0, 109.0])
+    monkeypatch.setattr("seqgan.train.time.perf_counter", lambda: next(clock))
+    for _ in ProgressLines("r", 2.0, SimpleNamespace(records=[])).over(range(1, 11), "adversarial"):
+        pass
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["seqgan: r: adversarial 2/10, 1.0 s a step, about 8.0 s left in the phase",
+                     "seqgan: r: adversarial 3/10, 100 s a step, about 11.7 min left in the phase",
+                     "seqgan: r: adversarial 5/10, 1.0 s a step, about 5.0 s left in the phase",
+                     "seqgan: r: adversarial 7/10, 1.0 s a step, about 3.0 s left in the phase",
+                     "seqgan: r: adversarial 9/10, 1.0 s a step, about 1.0 s left in the phase"]

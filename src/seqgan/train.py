@@ -492,18 +492,21 @@ def _duration(seconds: float) -> str:
 class ProgressLines:
     """Progress for runs without a terminal (a log file, `nohup`, experiment workers): after a step,
     at most once every ``every`` seconds, one line on stderr —
-    ``seqgan: NAME: PHASE STEP/LAST, TIME a step, about TIME left in the phase[, the latest NLL]``."""
+    ``seqgan: NAME: PHASE STEP/LAST, TIME a step, about TIME left in the phase[, the latest NLL]``.
+    The time a step is the mean over the steps since the previous line: a pause (a suspended
+    process, a busy machine) or the first step's warm-up colours one line, not the rest of the run."""
 
     def __init__(self, name: str, every: float, log: RunLog):
         self.name, self.every, self.log = name, every, log
 
     def over(self, steps: range, desc: str):
-        start = last = time.perf_counter()
+        last, done_at_last = time.perf_counter(), 0
         for done, step in enumerate(steps, 1):
             yield step  # the caller's loop body runs before this generator resumes
             now = time.perf_counter()
             if now - last >= self.every and step < steps[-1]:
-                per_step = (now - start) / done
+                per_step = (now - last) / (done - done_at_last)
+                done_at_last = done
                 print(f"seqgan: {self.name}: {desc} {step}/{steps[-1]}, {_duration(per_step)} a step, about "
                       f"{_duration(per_step * (steps[-1] - step))} left in the phase{self._latest()}",
                       file=sys.stderr, flush=True)
