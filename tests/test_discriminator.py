@@ -18,6 +18,24 @@ def test_paper_shapes_and_init():
     assert d(torch.randint(0, 5000, (3, 20))).shape == (3, 2)
 
 
+def test_glorot_highway_init_is_the_authors_and_changes_nothing_else():
+    """highway_init="glorot": every highway weight and bias (gate bias included) U(±√(6/3440)) =
+    U(±0.0418), as TensorFlow's default initializer in the authors' code; the default keeps
+    PyTorch's U(±1/√1720) = U(±0.0241) and gate bias 0. Both draw every other parameter alike."""
+    torch.manual_seed(0)
+    default = Discriminator(5000, 20)
+    torch.manual_seed(0)
+    glorot = Discriminator(5000, 20, highway_init="glorot")
+    bound = (6 / 3440) ** 0.5
+    for tensor in (glorot.highway.weight, glorot.highway.bias, glorot.highway.bias[1720:]):
+        assert tensor.abs().max() <= bound
+        assert abs(tensor.std().item() - bound / 3 ** 0.5) < 0.05 * bound / 3 ** 0.5  # uniform's std
+    assert default.highway.weight.abs().max() <= 1720 ** -0.5 < bound
+    assert torch.all(default.highway.bias[1720:] == 0) and not torch.any(glorot.highway.bias[1720:] == 0)
+    others = lambda d: {k: v for k, v in d.state_dict().items() if not k.startswith("highway")}  # noqa: E731
+    assert all(torch.equal(v, others(glorot)[k]) for k, v in others(default).items())
+
+
 def test_matches_plain_conv2d_discriminator_forward_and_backward():
     """Same parameters: logits to 1e-5 and every gradient to 1e-5 (float32)."""
     d = Discriminator(50, 12, emb_dim=8, filter_sizes=(1, 2, 3, 5, 12), num_filters=(4, 6, 6, 5, 3), dropout_keep=1.0)

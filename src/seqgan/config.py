@@ -71,6 +71,9 @@ class DiscriminatorConfig:
     filter_sizes: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
     num_filters: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
     dropout_keep: float = 0.75  # training only; off when scoring rewards
+    # pytorch: PyTorch's default (U(±1/√F)) with gate bias 0, what the Table 1 runs used | glorot:
+    # the authors' code (Glorot-uniform U(±√(6/2F)) weights and biases, gate bias random + 0)
+    highway_init: str = "pytorch"
     l2_reg: float = 0.2  # times ½Σw² of the output layer (weight and bias)
     lr: float = 1e-4
     batch_size: int = 64
@@ -238,6 +241,8 @@ class Config:
         if s.method == "pg_bleu" and d.vocab_size ** self.pg_bleu.n >= 2 ** 63:
             raise SeqGANError(f"pg_bleu.n = {self.pg_bleu.n} is too large for vocab_size {d.vocab_size} "
                               "(n-gram ids must fit in 64 bits)")
+        if dis.highway_init not in ("pytorch", "glorot"):
+            raise SeqGANError(f"discriminator.highway_init must be pytorch or glorot, got {dis.highway_init!r}")
         if r.precision not in ("auto", "fp32", "bf16"):
             raise SeqGANError(f"run.precision must be auto, fp32 or bf16, got {r.precision!r}")
         if r.compile not in ("auto", "on", "off"):

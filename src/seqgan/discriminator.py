@@ -30,8 +30,9 @@ class Discriminator(nn.Module):
     def __init__(self, vocab_size: int, seq_len: int, emb_dim: int = 64,
                  filter_sizes: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20),
                  num_filters: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160),
-                 dropout_keep: float = 0.75):
+                 dropout_keep: float = 0.75, highway_init: str = "pytorch"):
         super().__init__()
+        self.highway_init = highway_init
         self.vocab_size, self.seq_len = vocab_size, seq_len
         self.filter_sizes = tuple(filter_sizes)
         self.embedding = nn.Embedding(vocab_size, emb_dim)
@@ -51,14 +52,21 @@ class Discriminator(nn.Module):
 
     def reset_parameters(self) -> None:
         """The authors' init: embedding U(-1, 1); conv and output weights truncated N(0, 0.1) with
-        bias 0.1. Not the authors': the highway layer has PyTorch's default init (fan-in 1720 for
-        both halves) and gate bias 0, theirs Glorot-uniform weights and biases (README says why kept)."""
+        bias 0.1. The highway layer (both halves F x F, F = 1720): ``highway_init="glorot"`` is the
+        authors' too (their `tf.get_variable` default: weights and biases U(±√(6/2F)), the gate's
+        bias random with 0 added); the default "pytorch" keeps PyTorch's nn.Linear init (U(±1/√F))
+        with gate bias 0, what the Table 1 runs were started with (README, "Where we differ")."""
         with torch.no_grad():
             self.embedding.weight.uniform_(-1.0, 1.0)
             for layer in [*self.banks, self.out]:
                 nn.init.trunc_normal_(layer.weight, std=0.1, a=-0.2, b=0.2)
                 layer.bias.fill_(0.1)
-            self.highway.bias[self.num_features:].zero_()
+            if self.highway_init == "glorot":  # drawn last: every other parameter is as with "pytorch"
+                bound = (6.0 / (2 * self.num_features)) ** 0.5
+                self.highway.weight.uniform_(-bound, bound)
+                self.highway.bias.uniform_(-bound, bound)
+            else:
+                self.highway.bias[self.num_features:].zero_()
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Max-over-time filter-bank features after the highway layer: [B, F]."""

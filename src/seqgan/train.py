@@ -158,7 +158,7 @@ def build_generator(cfg: Config) -> Generator:
 def build_discriminator(cfg: Config) -> Discriminator:
     d, dis = cfg.data, cfg.discriminator
     return Discriminator(d.vocab_size, d.seq_len, dis.emb_dim, dis.filter_sizes, dis.num_filters,
-                         dis.dropout_keep)
+                         dis.dropout_keep, dis.highway_init)
 
 
 def _check_finite(loss: torch.Tensor, what: str, phase: str, step: int) -> float:
