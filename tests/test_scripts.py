@@ -1,0 +1,57 @@
+"""scripts/table1_row.py: a Table 1 row trained elsewhere (in parts), exported small, imported."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from seqgan.checkpoint import run_checkpoint, state_sha256
+from seqgan.config import preset
+from seqgan.experiment import _Row, _with_edits, table1_variants
+from seqgan.train import train
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "table1_row.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("table1_row", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _metrics(run_dir):
+    return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(tmp_path):
+    """`run --seconds 0` stops after one step (exit 3), a second `run` finishes it; exported
+    without optimizer state and imported, it is the same run as one trained in one go (metrics,
+    generator and discriminator hashes), and a second import is refused."""
+    table1_row = _script()
+    seqgan = next(v for v in table1_variants() if v.name == "seqgan")
+    whole, parts, here = tmp_path / "whole", tmp_path / "parts", tmp_path / "here"
+    row = _Row(seqgan, 88, whole, _with_edits(preset("tiny"), {"run.seed": 88}))
+    train(row.pretraining, row.start, progress=False)
+    shutil.copytree(whole / "runs", parts / "runs")
+
+    table1_row.run(whole, "seqgan", 88, "tiny")
+    with pytest.raises(SystemExit) as stopped:
+        table1_row.run(parts, "seqgan", 88, "tiny", seconds=0)
+    assert stopped.value.code == 3
+    assert run_checkpoint(parts / "runs" / "seqgan-seed88")[1]["phase"] != "done"
+    table1_row.run(parts, "seqgan", 88, "tiny")
+
+    table1_row.export(parts / "runs" / "seqgan-seed88", tmp_path / "out" / "seqgan-seed88")
+    table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
+    _, got = run_checkpoint(here / "runs" / "seqgan-seed88")
+    _, want = run_checkpoint(whole / "runs" / "seqgan-seed88")
+    assert got["phase"] == "done" and not {"mle_optimizer", "adv_optimizer", "d_optimizer"} & got.keys()
+    for key in ("generator", "discriminator"):
+        assert state_sha256(got[key]) == state_sha256(want[key])
+    assert _metrics(here / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
+    with pytest.raises(SystemExit, match="already holds a run"):
+        table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
