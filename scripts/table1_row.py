@@ -8,16 +8,21 @@ says "done"; the reassembled checkpoint's sha256 proves the parts came back whol
 
     # on the device (PYTHONPATH=src where seqgan is not installed), EXPERIMENT_DIR holding a
     # copy of runs/pretrain-mle-seedS (e.g. under the repository's ignored runs/, carried over):
-    python scripts/table1_row.py run EXPERIMENT_DIR METHOD SEED [PRESET] [--seconds N]
+    python scripts/table1_row.py run EXPERIMENT_DIR METHOD SEED [--preset NAME] [--seconds N]
     python scripts/table1_row.py export EXPERIMENT_DIR/runs/METHOD-seedS $OUT/METHOD-seedS
     # here, with the files that came back:
     python scripts/table1_row.py import FILES/METHOD-seedS EXPERIMENT_DIR
 
-PRESET defaults to paper. With --seconds N the run stops (checkpointed) at the first step boundary
-after N seconds and the command exits 3; run it again, on the same machine, to go on. The run is the experiment's own row (same config edits, same
-pre-training), so only the hardware differs from a run made here.
+The config is the experiment's own, from EXPERIMENT_DIR/experiment.json (copy it over with the
+pre-training), with run.device=auto; without that file, the preset (default paper). The run is
+the experiment's own row (same config edits, same pre-training), so only the hardware differs
+from a run made here. With --seconds N the run stops (checkpointed) at the first step boundary
+after N seconds and the command exits 3; run it again, on the same machine, to go on.
 """
 
+import argparse
+import json
+import math
 import shutil
 import sys
 import time
@@ -25,7 +30,7 @@ from pathlib import Path
 
 from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, \
     load_checkpoint, save_checkpoint
-from seqgan.config import SeqGANError, preset
+from seqgan.config import Config, SeqGANError, preset
 from seqgan.experiment import _Row, _run, _with_edits, table1_variants, temperature_sweep
 from seqgan.train import Interrupted
 
@@ -34,15 +39,32 @@ FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, "temperatures.json")
 OPTIMIZERS = ("mle_optimizer", "adv_optimizer", "d_optimizer")
 
 
-def run(experiment: Path, method: str, seed: int, preset_name: str = "paper", seconds: float | None = None) -> None:
+def experiment_config(experiment: Path, preset_name: str | None) -> Config:
+    """The config the experiment in ``experiment`` was started with (its experiment.json), else
+    the preset's; a preset named beside a record must be the record's."""
+    record = experiment / "experiment.json"
+    if not record.is_file():
+        return preset(preset_name or "paper")
+    try:
+        held = Config.from_dict(json.loads(record.read_text())["config"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SeqGANError(f"{record} holds no readable config") from None
+    if preset_name is not None and preset(preset_name).to_dict() != held.to_dict():
+        raise SeqGANError(f"{record} holds another config than the {preset_name} preset; leave --preset out")
+    return held
+
+
+def run(experiment: Path, method: str, seed: int, preset_name: str | None = None,
+        seconds: float | None = None) -> None:
     variant = next(v for v in table1_variants() if v.name == method)
-    base = preset(preset_name)
+    base = _with_edits(experiment_config(experiment, preset_name), {"run.device": "auto"})
     row = _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
     deadline = time.monotonic() + (seconds if seconds is not None else float("inf"))
     try:
         _run(row.cfg, row.run_dir, False, lambda: time.monotonic() > deadline, row.start, variant.after or "mle")
     except Interrupted:
-        print(f"stopped after {seconds} s, checkpointed in {row.run_dir}; run again to go on")
+        print(f"stopped at the first step boundary after {seconds} s, checkpointed in {row.run_dir}; "
+              "run again to go on")
         sys.exit(3)
     temperature_sweep(row.cfg, row.run_dir)
     print(f"trained {row.run_dir}")
@@ -87,20 +109,43 @@ def import_(exported: Path, experiment: Path) -> None:
     print(f"imported {run_dir} ({len(parts)} parts); re-run the experiment command to collect it")
 
 
-if __name__ == "__main__":
-    command, args = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+def _seconds(text: str) -> float:
     try:
-        seconds = None
-        if "--seconds" in args:
-            i = args.index("--seconds")
-            seconds, args = float(args[i + 1]), args[:i] + args[i + 2:]
-        if command == "run" and len(args) in (3, 4):
-            run(Path(args[0]), args[1], int(args[2]), *args[3:], seconds=seconds)
-        elif command == "export" and len(args) == 2:
-            export(Path(args[0]), Path(args[1]))
-        elif command == "import" and len(args) == 2:
-            import_(Path(args[0]), Path(args[1]))
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"needs a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="table1_row.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("run", help="train one row of the experiment in EXPERIMENT_DIR")
+    p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    p.add_argument("method", choices=[v.name for v in table1_variants()])
+    p.add_argument("seed", type=int)
+    p.add_argument("--preset", default=None, help="without EXPERIMENT_DIR/experiment.json (default paper)")
+    p.add_argument("--seconds", type=_seconds, default=None, help="stop at the first step boundary after N s")
+    p = commands.add_parser("export", help="a finished run without optimizer state, in parts")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("out", type=Path, metavar="OUT_DIR")
+    p = commands.add_parser("import", help="an exported run into EXPERIMENT_DIR/runs/")
+    p.add_argument("exported", type=Path, metavar="EXPORTED_DIR")
+    p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            run(args.experiment, args.method, args.seed, args.preset, args.seconds)
+        elif args.command == "export":
+            export(args.run_dir, args.out)
         else:
-            sys.exit(__doc__)
+            import_(args.exported, args.experiment)
     except (SeqGANError, OSError) as e:
         sys.exit(f"table1_row.py: error: {e}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

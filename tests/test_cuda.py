@@ -6,11 +6,11 @@ Run on a GPU machine: `python -m pytest tests/test_cuda.py` (benchmarks/gpu_chec
 import pytest
 import torch
 
+from seqgan.checkpoint import run_checkpoint
 from seqgan.discriminator import Discriminator
 from seqgan.generator import Generator, categorical
 from seqgan.reference import PlainDiscriminator, plain_rollout_rewards
 from seqgan.rollout import rollout_rewards
-from seqgan.checkpoint import run_checkpoint
 from seqgan.train import GraphedDiscriminatorStep, Interrupted, adam, discriminator_epochs, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -163,12 +163,14 @@ def test_tiny_run_with_compiled_discriminator_on_cuda(tmp_path, tiny_cfg):
     assert records[-1]["phase"] == "adversarial" and torch.isfinite(torch.tensor(records[-1]["nll_oracle"]))
 
 
-def test_checkpoint_written_on_cpu_resumes_on_cuda(tmp_path, tiny_cfg):
+@pytest.mark.parametrize("stop_at_poll", [2, 6])  # tiny: MLE epoch 2 (no D state yet), D round 2
+def test_checkpoint_written_on_cpu_resumes_on_cuda(tmp_path, tiny_cfg, stop_at_poll):
     """A run pre-trained on a CPU continues on a GPU (how scripts/table1_row.py trains a Table 1
-    row): the CPU-built Adam state must become capturable for the graphed discriminator step."""
+    row): the CPU-built Adam state (empty, or with CPU step counts) must become capturable for
+    the graphed discriminator step."""
     polls = []
     with pytest.raises(Interrupted):
-        train(tiny_cfg, tmp_path, progress=False, should_stop=lambda: polls.append(1) or len(polls) == 2)
+        train(tiny_cfg, tmp_path, progress=False, should_stop=lambda: polls.append(1) or len(polls) == stop_at_poll)
     cfg, payload = run_checkpoint(tmp_path)
     cfg.run.device = "cuda"
     records = train(cfg, tmp_path, progress=False, resume=payload)

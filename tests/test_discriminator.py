@@ -160,3 +160,8 @@ def test_out_of_range_tokens_raise(bad):
     tokens[1, 3] = bad
     with pytest.raises((IndexError, RuntimeError)):
         d(tokens)
+
+
+def test_unknown_highway_init_is_refused():
+    with pytest.raises(ValueError, match="highway_init must be pytorch or glorot"):
+        Discriminator(20, 8, highway_init="Glorot")

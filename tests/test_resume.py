@@ -175,7 +175,7 @@ def test_checkpoint_written_with_gpu_optimizer_options_resumes_on_cpu(tmp_path, 
     cfg, payload = run_checkpoint(tmp_path / "cut")
     for key in ("mle_optimizer", "adv_optimizer", "d_optimizer"):
         for group in payload[key]["param_groups"]:
-            group["capturable"] = True  # as Adam is built on CUDA
+            group["capturable"] = group["fused"] = True  # as Adam is built on CUDA
     resumed = train(cfg, tmp_path / "cut", progress=False, resume=payload)
     assert without_time(resumed) == without_time(full)
     assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "full")

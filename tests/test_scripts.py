@@ -2,13 +2,16 @@
 
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from seqgan.checkpoint import run_checkpoint, state_sha256
-from seqgan.config import preset
+from seqgan.config import SeqGANError, preset
 from seqgan.experiment import _Row, _with_edits, table1_variants
 from seqgan.train import train
 
@@ -55,3 +58,31 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     assert _metrics(here / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
     with pytest.raises(SystemExit, match="already holds a run"):
         table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
+
+
+def test_row_config_comes_from_the_experiment_record(tmp_path):
+    """With EXPERIMENT_DIR/experiment.json the row takes the experiment's config (here a --set
+    edit no preset has), device left to the machine; a different --preset beside it is refused."""
+    table1_row = _script()
+    cfg = _with_edits(preset("tiny"), {"discriminator.highway_init": "glorot", "run.device": "cpu"})
+    (tmp_path / "experiment.json").write_text(json.dumps({"experiment": "table1", "config": cfg.to_dict()}))
+    got = table1_row.experiment_config(tmp_path, None)
+    assert got.discriminator.highway_init == "glorot" and got.to_dict() == cfg.to_dict()
+    with pytest.raises(SeqGANError, match="another config than the paper preset"):
+        table1_row.experiment_config(tmp_path, "paper")
+    assert table1_row.experiment_config(tmp_path / "none", None).to_dict() == preset("paper").to_dict()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "D", "seqgan", "88", "--seconds", "abc"], "needs a number of seconds"),
+    (["run", "D", "seqgan", "88", "--seconds", "nan"], "needs a number of seconds"),
+    (["run", "D", "seqgan", "88", "--seconds"], "expected one argument"),
+    (["run", "D", "gan", "88"], "invalid choice"),
+    (["run", "D", "seqgan", "x"], "invalid int value"),
+    (["export", "D"], "required"),
+])
+def test_bad_arguments_are_one_usage_line(args, message):
+    result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]

@@ -1,7 +1,8 @@
 """The discriminator D_φ: CNN over token embeddings, max over time, highway, dropout, 2-way output.
 
 The authors' model: filter banks of several widths over the whole embedding (VALID padding,
-ReLU, max-pool over time), one highway layer (gate bias 0), dropout, softmax over (fake, real).
+ReLU, max-pool over time), one highway layer (gate pre-activation + 0), dropout, softmax over
+(fake, real).
 D_φ(Y) is the probability of class 1, "real".
 
 A filter bank of width k over embeddings of size E is a linear map applied to every window of k
@@ -32,6 +33,8 @@ class Discriminator(nn.Module):
                  num_filters: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160),
                  dropout_keep: float = 0.75, highway_init: str = "pytorch"):
         super().__init__()
+        if highway_init not in ("pytorch", "glorot"):
+            raise ValueError(f"highway_init must be pytorch or glorot, got {highway_init!r}")
         self.highway_init = highway_init
         self.vocab_size, self.seq_len = vocab_size, seq_len
         self.filter_sizes = tuple(filter_sizes)
@@ -55,7 +58,9 @@ class Discriminator(nn.Module):
         bias 0.1. The highway layer (both halves F x F, F = 1720): ``highway_init="glorot"`` is the
         authors' too (their `tf.get_variable` default: weights and biases U(±√(6/2F)), the gate's
         bias random with 0 added); the default "pytorch" keeps PyTorch's nn.Linear init (U(±1/√F))
-        with gate bias 0, what the Table 1 runs were started with (README, "Where we differ")."""
+        with gate bias 0, what the Table 1 runs were started with (README, "Where we differ"). Called
+        again, "pytorch" zeroes the gate bias but keeps the highway weight and transform bias as
+        they are (redrawing them would change every default run's random numbers)."""
         with torch.no_grad():
             self.embedding.weight.uniform_(-1.0, 1.0)
             for layer in [*self.banks, self.out]:
