@@ -1,12 +1,14 @@
 """Interruption and resume: a resumed run ends bit-identical to an uninterrupted one (CPU)."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 
 from seqgan.checkpoint import run_checkpoint, state_sha256
 from seqgan.train import Interrupted, train
@@ -179,3 +181,32 @@ def test_checkpoint_written_with_gpu_optimizer_options_resumes_on_cpu(tmp_path, 
     resumed = train(cfg, tmp_path / "cut", progress=False, resume=payload)
     assert without_time(resumed) == without_time(full)
     assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "full")
+
+
+def test_resume_with_the_compiled_discriminator_optimizer_on_cpu(tmp_path, tiny_cfg):
+    """`run.compile=on` in bf16 on a CPU (what `auto` picks for the paper preset): the
+    discriminator trains with `CopyAdam`; a resumed run ends bit-identical to an uninterrupted one
+    (the restored weight reaches the bf16 copy), and its checkpoint also resumes uncompiled."""
+    import warnings
+
+    from seqgan.train import CopyAdam, discriminator_optimizer
+    from seqgan.discriminator import Discriminator
+    d = Discriminator(10, 4, filter_sizes=(2,), num_filters=(3,))
+    d.compute_dtype = torch.bfloat16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not isinstance(discriminator_optimizer(d, 1e-3, torch.device("cpu"), compile=True), CopyAdam):
+            pytest.skip("torch.compile does not work here")
+    tiny_cfg.run.compile, tiny_cfg.run.precision = "on", "bf16"
+    full = train(tiny_cfg, tmp_path / "full", progress=False)
+    polls = []
+    with pytest.raises(Interrupted):
+        train(tiny_cfg, tmp_path / "cut", progress=False, should_stop=lambda: polls.append(1) or len(polls) == 8)
+    shutil.copytree(tmp_path / "cut", tmp_path / "plain")
+    cfg, payload = run_checkpoint(tmp_path / "cut")
+    resumed = train(cfg, tmp_path / "cut", progress=False, resume=payload)
+    assert without_time(resumed) == without_time(full)
+    assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "full")
+    cfg, payload = run_checkpoint(tmp_path / "plain")
+    cfg.run.compile = "off"
+    assert len(train(cfg, tmp_path / "plain", progress=False, resume=payload)) == len(full)

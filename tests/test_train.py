@@ -256,3 +256,80 @@ def test_progress_line_times_the_steps_since_the_previous_line(monkeypatch, caps
                      "seqgan: r: adversarial 5/10, 1.0 s a step, about 5.0 s left in the phase",
                      "seqgan: r: adversarial 7/10, 1.0 s a step, about 3.0 s left in the phase",
                      "seqgan: r: adversarial 9/10, 1.0 s a step, about 1.0 s left in the phase"]
+
+
+def _copy_adam_or_skip(discriminator, lr=1e-3):
+    """`discriminator_optimizer` with compiling on (bf16, CPU): CopyAdam, or a skip where this
+    machine cannot compile (no C++ compiler): then the fallback test below covers what runs."""
+    import warnings
+
+    from seqgan.train import CopyAdam, discriminator_optimizer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        opt = discriminator_optimizer(discriminator, lr, torch.device("cpu"), compile=True)
+    if not isinstance(opt, CopyAdam):
+        import pytest
+        pytest.skip(f"torch.compile does not work here: {[str(w.message) for w in caught]}")
+    return opt
+
+
+def _small_discriminator(seed=0):
+    torch.manual_seed(seed)
+    d = Discriminator(50, 8, emb_dim=8, filter_sizes=(2, 3, 8), num_filters=(12, 10, 6))
+    d.compute_dtype = torch.bfloat16
+    return d
+
+
+def test_copy_adam_is_adam_through_the_bf16_copy():
+    """CPU bf16 training with compiling on: the highway weight is used through a bf16 copy and
+    updated by one compiled kernel from the copy's gradient. The same step with plain fused Adam
+    (autocast casting the weight and its gradient) gives the same loss, and the same weights and
+    moments to fp32 rounding (rtol 1e-6; the kernel orders Adam's arithmetic its own way)."""
+    from seqgan.train import adam, discriminator_step
+    plain, copied = _small_discriminator(), _small_discriminator()
+    plain_opt, copied_opt = adam(plain.parameters(), 1e-3, torch.device("cpu")), _copy_adam_or_skip(copied)
+    tokens, labels = torch.randint(0, 50, (16, 8)), torch.arange(16) % 2
+    losses = []
+    for model, opt in ((plain, plain_opt), (copied, copied_opt)):
+        torch.manual_seed(5)  # the same dropout mask
+        losses.append(discriminator_step(model, opt, tokens, labels, 0.2)[0])
+    assert losses[0] == losses[1]  # the forward saw the same bf16 weights
+    assert copied.highway.weight.grad is None and copied.highway_copy.value.dtype == torch.bfloat16
+    for (name, p), q in zip(plain.named_parameters(), copied.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-9, msg=name)
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(copied_opt.state[q][key], plain_opt.state[p][key], rtol=1e-6, atol=1e-12)
+    assert float(copied_opt.state[copied.highway.weight]["step"]) == 1.0
+    # The copy is the new weight in bf16, and the state dict is plain Adam's: it loads into one.
+    assert torch.equal(copied.highway_copy.value, copied.highway.weight.detach().bfloat16())
+    fresh = adam(_small_discriminator().parameters(), 1e-3, torch.device("cpu"))
+    fresh.load_state_dict(copied_opt.state_dict())
+
+
+def test_weight_copy_follows_a_weight_changed_outside_the_optimizer():
+    copied = _small_discriminator()
+    _copy_adam_or_skip(copied)
+    other = _small_discriminator(seed=1)
+    tokens = torch.randint(0, 50, (4, 8))
+    copied.load_state_dict(other.state_dict())  # e.g. a checkpoint restored
+    copied.eval(), other.eval()
+    assert torch.equal(copied.highway_copy.get(), other.highway.weight.detach().bfloat16())
+    assert torch.equal(copied(tokens), other(tokens))
+
+
+def test_discriminator_optimizer_falls_back_to_adam_when_compiling_fails(monkeypatch):
+    import pytest
+
+    from seqgan.train import discriminator_optimizer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no working compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    d = _small_discriminator()
+    with pytest.warns(UserWarning, match="torch.compile of the discriminator's Adam failed"):
+        opt = discriminator_optimizer(d, 1e-3, torch.device("cpu"), compile=True)
+    assert type(opt) is torch.optim.Adam and d.highway_copy is None
+    d.compute_dtype = None  # fp32 training: no copy, nothing compiled
+    monkeypatch.undo()
+    assert type(discriminator_optimizer(d, 1e-3, torch.device("cpu"), compile=True)) is torch.optim.Adam

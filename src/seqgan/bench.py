@@ -16,8 +16,8 @@ from .generator import Generator
 from .reference import PlainDiscriminator, plain_discriminator_epoch, plain_rollout_rewards, plain_sample
 from .rollout import rollout_rewards
 from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_generator, discriminator_epoch_rows,
-                    discriminator_epochs, flush_denormals, mle_epoch, policy_gradient_step, resolve_device,
-                    resolve_precision, use_compile)
+                    discriminator_epochs, discriminator_optimizer, flush_denormals, mle_epoch, policy_gradient_step,
+                    resolve_device, resolve_precision, use_compile)
 
 
 def _sync(device: torch.device) -> None:
@@ -93,7 +93,7 @@ class _Setup:
         self.tokens = torch.randint(0, cfg.data.vocab_size, (num_seqs, cfg.data.seq_len), device=self.device)
         self.half = num_seqs // 2
         dis = cfg.discriminator
-        self.d_opt = adam(self.discriminator.parameters(), dis.lr, self.device)
+        self.d_opt = discriminator_optimizer(self.discriminator, dis.lr, self.device, use_compile(cfg))
         self.graphed = (GraphedDiscriminatorStep(self.discriminator, self.d_opt, dis.batch_size, dis.l2_reg,
                                                  compile=use_compile(cfg))
                         if self.device.type == "cuda" else None)

@@ -136,7 +136,9 @@ class RunConfig:
     precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
     cuda_graphs: bool = True  # on CUDA, replay the discriminator's training step as a CUDA graph
-    compile: str = "auto"  # torch.compile the loss in that graph (CUDA, one process): auto (long runs) | on | off
+    # torch.compile (one process) the loss in that graph on CUDA; on a CPU in bf16, the discriminator's
+    # Adam (train.CopyAdam): auto (long runs) | on | off
+    compile: str = "auto"
     tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tensorboard
     deterministic: bool = False  # CUDA: deterministic kernels where PyTorch has them (CPU runs already are)
     checkpoint_seconds: float = 60.0  # checkpoint after a step once this long since the last (and at phase ends)

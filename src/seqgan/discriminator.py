@@ -46,6 +46,7 @@ class Discriminator(nn.Module):
         self.dropout = nn.Dropout(1.0 - dropout_keep)
         self.out = nn.Linear(features, 2)
         self.compute_dtype: torch.dtype | None = None  # torch.bfloat16: autocast the matmuls
+        self.highway_copy: WeightCopy | None = None  # set with `train.CopyAdam`: see there
         self._plans: dict = {}  # (T, device, dtype) -> window plans, see `_window_plans`
         self.reset_parameters()
 
@@ -87,7 +88,8 @@ class Discriminator(nn.Module):
                                                     @ bank.weight.T) for k, bank in zip(self.filter_sizes, self.banks)],
                                dim=1)
         pooled = torch.relu(pooled + torch.cat([bank.bias for bank in self.banks]))
-        transform, gate = self.highway(pooled).chunk(2, dim=1)
+        weight = self.highway.weight if self.highway_copy is None else self.highway_copy.get()
+        transform, gate = nn.functional.linear(pooled, weight, self.highway.bias).chunk(2, dim=1)
         gate = torch.sigmoid(gate)
         return gate * torch.relu(transform) + (1.0 - gate) * pooled
 
@@ -178,6 +180,38 @@ class Discriminator(nn.Module):
         finally:
             self.train(was_training)
         return torch.cat(parts) if parts else self.out.weight.new_zeros(0)
+
+
+class WeightCopy:
+    """A low-precision copy of a weight that the forward uses in place of autocast's cast of it.
+
+    Autocast casts an fp32 weight to bf16 in every forward and casts its gradient back in every
+    backward; for the 5.9M-parameter highway weight those two casts cost more than Adam's update of
+    it. With a copy the backward leaves the bf16 gradient on `value` and `train.CopyAdam` updates
+    the weight from it and writes the new copy in the same pass. Should the weight change any other
+    way (a checkpoint loaded, an in-place edit, a move), the next `get` copies it again."""
+
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype):
+        self.weight, self.dtype = weight, dtype
+        self.value = weight.detach().to(dtype).requires_grad_()
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple:
+        return self.weight._version, self.weight.data_ptr(), self.weight.device
+
+    def get(self) -> torch.Tensor:
+        if self._stamp() != self._seen:
+            if self.value.device != self.weight.device:
+                self.value = self.weight.detach().to(self.dtype).requires_grad_()
+            else:
+                with torch.no_grad():
+                    self.value.copy_(self.weight)
+            self._seen = self._stamp()
+        return self.value
+
+    def written(self) -> None:
+        """The weight and `value` were both just updated, `value` from the weight."""
+        self._seen = self._stamp()
 
 
 def _max_over_positions(scores: torch.Tensor) -> torch.Tensor:
