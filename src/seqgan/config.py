@@ -136,8 +136,8 @@ class RunConfig:
     precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
     cuda_graphs: bool = True  # on CUDA, replay the discriminator's training step as a CUDA graph
-    # torch.compile (one process) the loss in that graph on CUDA; on a CPU in bf16, the discriminator's
-    # Adam (train.CopyAdam): auto (long runs) | on | off
+    # torch.compile (one process only): on CUDA the discriminator's loss inside its CUDA graph; on a CPU
+    # in bf16 the discriminator's Adam (train.CopyAdam). auto (schedules of >= 100k D batches) | on | off
     compile: str = "auto"
     tensorboard: bool = False  # also write TensorBoard event files to RUN_DIR/tensorboard
     deterministic: bool = False  # CUDA: deterministic kernels where PyTorch has them (CPU runs already are)

@@ -189,7 +189,9 @@ class WeightCopy:
     backward; for the 5.9M-parameter highway weight those two casts cost more than Adam's update of
     it. With a copy the backward leaves the bf16 gradient on `value` and `train.CopyAdam` updates
     the weight from it and writes the new copy in the same pass. Should the weight change any other
-    way (a checkpoint loaded, an in-place edit, a move), the next `get` copies it again."""
+    way (a checkpoint loaded, an in-place edit, a move), the next `get` copies it again; it notices
+    by the weight's version counter, data pointer and device, so an edit through ``weight.data``
+    (which bumps no version) goes unnoticed — edit the parameter itself, under torch.no_grad."""
 
     def __init__(self, weight: torch.Tensor, dtype: torch.dtype):
         self.weight, self.dtype = weight, dtype
@@ -209,7 +211,7 @@ class WeightCopy:
             self._seen = self._stamp()
         return self.value
 
-    def written(self) -> None:
+    def mark_synced(self) -> None:
         """The weight and `value` were both just updated, `value` from the weight."""
         self._seen = self._stamp()
 

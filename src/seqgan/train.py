@@ -125,14 +125,15 @@ class CopyAdam(torch.optim.Adam):
     parameters) used through a bf16 `WeightCopy`: one torch.compile'd pass reads the copy's bf16
     gradient, updates the fp32 weight and both moments and writes the new copy, where otherwise
     autocast casts the weight, the backward casts its gradient back and fused Adam makes a third
-    pass (24.2 vs 28.3 ms a paper-sized batch-64 step, measured side by side). The arithmetic is
-    Adam's in fp32; the state dict is plain Adam's, so checkpoints move between this and
-    `torch.optim.Adam` (CUDA). Build with `discriminator_optimizer`."""
+    pass (README, Speed: a D epoch 0.87x, `benchmarks/copy_adam_ab.py`). The arithmetic is Adam's
+    in fp32 (no weight decay, amsgrad or maximize); the state dict is plain Adam's, so checkpoints
+    move between this and `torch.optim.Adam` (CUDA). Build with `discriminator_optimizer`; the
+    discriminator's copy belongs to the newest such optimizer (an older one refuses to step)."""
 
     def __init__(self, discriminator: Discriminator, lr: float, kernel):
         super().__init__(discriminator.parameters(), lr=lr, fused=True)
-        self.copy = discriminator.highway_copy
-        self.kernel = kernel
+        self.discriminator, self.copy, self.kernel = discriminator, discriminator.highway_copy, kernel
+        self.group = next(g for g in self.param_groups if any(p is self.copy.weight for p in g["params"]))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
@@ -140,11 +141,18 @@ class CopyAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
-        super().step()  # every parameter with a .grad; the highway weight has none (its copy has)
-        copy, weight = self.copy, self.copy.weight
+        if closure is not None:
+            raise ValueError("CopyAdam.step takes no closure")
+        if self.discriminator.highway_copy is not self.copy:
+            raise RuntimeError("the discriminator's highway copy belongs to a newer optimizer")
+        group = self.group
+        if group["weight_decay"] or group["amsgrad"] or group["maximize"] or group["differentiable"]:
+            raise ValueError("CopyAdam implements Adam without weight decay, amsgrad, maximize or differentiable")
+        adam_step = torch.optim.Adam.step  # without the step hooks, which this step's own wrapper runs
+        (adam_step.__wrapped__ if getattr(adam_step, "hooked", False) else adam_step)(self)
+        copy, weight = self.copy, self.copy.weight  # Adam skipped the weight: its gradient is the copy's
         if copy.value.grad is None:
             return
-        group = next(g for g in self.param_groups if any(p is weight for p in g["params"]))
         state = self.state[weight]
         if not state:  # as torch.optim.Adam(fused=True) creates it
             state["step"] = torch.zeros((), dtype=torch.float32, device=weight.device)
@@ -153,24 +161,29 @@ class CopyAdam(torch.optim.Adam):
         state["step"] += 1
         beta1, beta2 = group["betas"]
         step = state["step"].cpu().double()
-        self.kernel(weight, copy.value.grad, state["exp_avg"], state["exp_avg_sq"], copy.value,
-                    (group["lr"] / (1 - beta1 ** step)).float(), (1 - beta2 ** step).sqrt().float(), beta1, beta2,
-                    group["eps"])
-        copy.written()
+        flat = [t.detach().view(-1) for t in (weight, copy.value.grad, state["exp_avg"], state["exp_avg_sq"], copy.value)]
+        self.kernel(*flat, (group["lr"] / (1 - beta1 ** step)).float(), (1 - beta2 ** step).sqrt().float(),
+                    beta1, beta2, group["eps"])
+        copy.mark_synced()
 
 
 def discriminator_optimizer(discriminator: Discriminator, lr: float, device: torch.device,
                             compile: bool) -> torch.optim.Adam:
     """The discriminator's Adam: `CopyAdam` on one CPU process training in bf16 where ``compile``
-    (`use_compile`) and compiling works, else `adam` (the model then casts as before)."""
+    (`use_compile`) and compiling works, else `adam` (the model then casts as before). Build one
+    per discriminator: it replaces any copy an earlier call attached."""
     discriminator.highway_copy = None
     if not (compile and device.type == "cpu" and discriminator.compute_dtype is not None and dist.world() == 1):
         return adam(discriminator.parameters(), lr, device)
     try:
-        kernel = torch.compile(_adam_from_copy, dynamic=True)
-        weight, low = torch.zeros(4), discriminator.compute_dtype  # build and load it now: fail here, not mid-run
-        kernel(weight, weight.to(low), torch.zeros(4), torch.zeros(4), weight.to(low), torch.tensor(1.0),
-               torch.tensor(1.0), 0.9, 0.999, 1e-8)
+        # Static shapes (a dynamic-size kernel measured 2.4x slower): compiled now for the weight's
+        # size, on scratch tensors under no_grad as in `step`, so a failure shows here, not mid-run,
+        # and `step`'s flat tensors find it compiled.
+        kernel = torch.compile(_adam_from_copy, dynamic=False)
+        size, low = discriminator.highway.weight.numel(), discriminator.compute_dtype
+        with torch.no_grad():
+            kernel(torch.zeros(size), torch.zeros(size, dtype=low), torch.zeros(size), torch.zeros(size),
+                   torch.zeros(size, dtype=low), torch.tensor(1.0), torch.tensor(1.0), 0.9, 0.999, 1e-8)
     except Exception as e:  # no C++ compiler, a compiler bug: the plain fused Adam
         warnings.warn(f"torch.compile of the discriminator's Adam failed ({type(e).__name__}); "
                       "using the uncompiled optimizer", stacklevel=2)
