@@ -125,7 +125,7 @@ class CopyAdam(torch.optim.Adam):
     parameters) used through a bf16 `WeightCopy`: one torch.compile'd pass reads the copy's bf16
     gradient, updates the fp32 weight and both moments and writes the new copy, where otherwise
     autocast casts the weight, the backward casts its gradient back and fused Adam makes a third
-    pass (README, Speed: a D epoch 0.87x, `benchmarks/copy_adam_ab.py`). The arithmetic is Adam's
+    pass (README, Speed: a D epoch 0.81-0.89x, `benchmarks/copy_adam_ab.py`). The arithmetic is Adam's
     in fp32 (no weight decay, amsgrad or maximize); the state dict is plain Adam's, so checkpoints
     move between this and `torch.optim.Adam` (CUDA). Build with `discriminator_optimizer`; the
     discriminator's copy belongs to the newest such optimizer (an older one refuses to step)."""
@@ -161,7 +161,8 @@ class CopyAdam(torch.optim.Adam):
         state["step"] += 1
         beta1, beta2 = group["betas"]
         step = state["step"].cpu().double()
-        flat = [t.detach().view(-1) for t in (weight, copy.value.grad, state["exp_avg"], state["exp_avg_sq"], copy.value)]
+        tensors = (weight, copy.value.grad, state["exp_avg"], state["exp_avg_sq"], copy.value)
+        flat = [t.detach().view(-1) for t in tensors]
         self.kernel(*flat, (group["lr"] / (1 - beta1 ** step)).float(), (1 - beta2 ** step).sqrt().float(),
                     beta1, beta2, group["eps"])
         copy.mark_synced()
