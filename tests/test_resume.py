@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from seqgan.checkpoint import run_checkpoint, state_sha256
 from seqgan.train import Interrupted, train

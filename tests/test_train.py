@@ -285,8 +285,7 @@ def test_copy_adam_is_adam_through_the_bf16_copy():
     updated by one compiled kernel from the copy's gradient. The same step with plain fused Adam
     (autocast casting the weight and its gradient) gives the same loss, and the same weights and
     moments to fp32 rounding (rtol 1e-6, moments atol 2e-7; the kernel orders Adam's arithmetic its
-    own way); so do
-    two more steps from the same given gradients, with no recompiling of the kernel."""
+    own way); so do two more steps from the same given gradients, with no recompiling of the kernel."""
     from seqgan.train import adam, discriminator_step
     plain, copied = _small_discriminator(), _small_discriminator()
     plain_opt, copied_opt = adam(plain.parameters(), 1e-3, torch.device("cpu")), _copy_adam_or_skip(copied)

@@ -93,9 +93,10 @@ class _Setup:
         self.tokens = torch.randint(0, cfg.data.vocab_size, (num_seqs, cfg.data.seq_len), device=self.device)
         self.half = num_seqs // 2
         dis = cfg.discriminator
-        self.d_opt = discriminator_optimizer(self.discriminator, dis.lr, self.device, use_compile(cfg))
+        compiled = use_compile(cfg)
+        self.d_opt = discriminator_optimizer(self.discriminator, dis.lr, self.device, compiled)
         self.graphed = (GraphedDiscriminatorStep(self.discriminator, self.d_opt, dis.batch_size, dis.l2_reg,
-                                                 compile=use_compile(cfg))
+                                                 compile=compiled)
                         if self.device.type == "cuda" else None)
         self.plain_d_opt = torch.optim.Adam(self.plain_discriminator.parameters(), lr=dis.lr)
 

@@ -160,7 +160,7 @@ class CopyAdam(torch.optim.Adam):
             state["exp_avg_sq"] = torch.zeros_like(weight, memory_format=torch.preserve_format)
         state["step"] += 1
         beta1, beta2 = group["betas"]
-        step = state["step"].cpu().double()
+        step = state["step"].double()  # a CPU tensor: CopyAdam runs on CPU only
         tensors = (weight, copy.value.grad, state["exp_avg"], state["exp_avg_sq"], copy.value)
         flat = [t.detach().view(-1) for t in tensors]
         self.kernel(*flat, (group["lr"] / (1 - beta1 ** step)).float(), (1 - beta2 ** step).sqrt().float(),
@@ -698,7 +698,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     rollout = RolloutPolicy(generator, s.rollout_update_rate)
     mle_opt = adam(generator.parameters(), g.lr, device, fused_on_cpu=False)
     adv_opt = adam(generator.parameters(), g.adv_lr, device, fused_on_cpu=False)
-    d_opt = discriminator_optimizer(discriminator, dis.lr, device, use_compile(cfg))
+    compiled = use_compile(cfg)
+    d_opt = discriminator_optimizer(discriminator, dis.lr, device, compiled)
     done_phase, done_step = "init", 0
     if resume:
         restore(generator, resume["generator"], "generator")
@@ -709,7 +710,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
             restore(opt, resume[key], key.replace("_", " "))
         done_phase, done_step = resume["phase"], resume["step"]
     # Captured after loading: the graph holds the optimizer's state tensors.
-    graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg, compile=use_compile(cfg))
+    graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg, compile=compiled)
                if device.type == "cuda" and cfg.run.cuda_graphs and dist.world() == 1 and discriminator_batches(cfg)
                else None)
     if resume:
