@@ -654,6 +654,9 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     True the step's checkpoint is written and `Interrupted` raised. ``progress`` shows bars on
     stderr; without them, ``report_every`` (seconds) prints `ProgressLines`. The run directory is
     locked meanwhile (`checkpoint.directory_lock`: another process training it stops with an error).
+    On CPU, call `keep_freed_memory` once first, as the `seqgan` command does: it changes how the
+    whole process allocates, so a library function does not do it behind your back, and without it
+    a paper-sized discriminator step is ~26 % slower.
     """
     cfg.validate()
     with directory_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
