@@ -1,0 +1,69 @@
+"""One process with all threads against one single-thread process per core, for the paper-sized
+CPU discriminator's training step (what `seqgan experiment --jobs N` trades).
+
+Times the median of 5 x 40 bf16 training steps (`CopyAdam`, as a `paper` run trains) in one
+process with torch's default thread count, then in as many single-thread processes as that count,
+all at once, then the first again. Prints each median and the throughput ratio (steps per second
+of the single-thread processes together against the one process).
+
+Run: python3 benchmarks/jobs_threads.py
+"""
+
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def worker(threads: int) -> None:
+    from seqgan.config import Config
+    from seqgan.train import (build_discriminator, discriminator_optimizer, discriminator_step, flush_denormals,
+                              keep_freed_memory)
+
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    cpu = torch.device("cpu")
+    flush_denormals(cpu)
+    cfg = Config()
+    dis = cfg.discriminator
+    torch.manual_seed(0)
+    d = build_discriminator(cfg)
+    d.compute_dtype = torch.bfloat16
+    optimizer = discriminator_optimizer(d, dis.lr, cpu, compile=True)
+    tokens = torch.randint(0, cfg.data.vocab_size, (dis.batch_size, cfg.data.seq_len))
+    labels = torch.randint(0, 2, (dis.batch_size,))
+    for _ in range(20):
+        discriminator_step(d, optimizer, tokens, labels, dis.l2_reg)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(40):
+            discriminator_step(d, optimizer, tokens, labels, dis.l2_reg)
+        times.append((time.perf_counter() - start) / 40 * 1e3)
+    print(f"{statistics.median(times):.2f}")
+
+
+def run(threads: int, processes: int) -> list[float]:
+    command = [sys.executable, __file__, "--worker", str(threads)]
+    running = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    return [float(p.communicate()[0].split()[-1]) for p in running]
+
+
+def main() -> None:
+    cores = torch.get_num_threads()
+    one = run(cores, 1)[0]
+    many = run(1, cores)
+    again = run(cores, 1)[0]
+    print(f"1 process x {cores} threads: {one:.2f} ms a step; {cores} processes x 1 thread at once: "
+          f"{' / '.join(f'{t:.2f}' for t in many)} ms; 1 x {cores} again: {again:.2f} ms")
+    together = sum(1 / t for t in many)
+    print(f"throughput, {cores} single-thread processes / one process: {together * statistics.mean([one, again]):.2f}x")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        worker(int(sys.argv[2]))
+    else:
+        main()
