@@ -1,7 +1,7 @@
 """One process with all threads against one single-thread process per core, for the paper-sized
 CPU discriminator's training step (what `seqgan experiment --jobs N` trades).
 
-Times the median of 5 x 40 bf16 training steps (`CopyAdam`, as a `paper` run trains) in one
+Times the median of 5 x 40 bf16 training steps (`step_floor.paper_cpu_step`, `step_floor.median_ms`) in one
 process with torch's default thread count, then in as many single-thread processes as that count,
 all at once, then the first again. Prints each median and the throughput ratio (steps per second
 of the single-thread processes together against the one process).
@@ -12,37 +12,15 @@ Run: python3 benchmarks/jobs_threads.py
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
 
 def worker(threads: int) -> None:
-    from seqgan.config import Config
-    from seqgan.train import (build_discriminator, discriminator_optimizer, discriminator_step, flush_denormals,
-                              keep_freed_memory)
+    from step_floor import median_ms, paper_cpu_step  # this script's folder is on sys.path
 
     torch.set_num_threads(threads)
-    keep_freed_memory()
-    cpu = torch.device("cpu")
-    flush_denormals(cpu)
-    cfg = Config()
-    dis = cfg.discriminator
-    torch.manual_seed(0)
-    d = build_discriminator(cfg)
-    d.compute_dtype = torch.bfloat16
-    optimizer = discriminator_optimizer(d, dis.lr, cpu, compile=True)
-    tokens = torch.randint(0, cfg.data.vocab_size, (dis.batch_size, cfg.data.seq_len))
-    labels = torch.randint(0, 2, (dis.batch_size,))
-    for _ in range(20):
-        discriminator_step(d, optimizer, tokens, labels, dis.l2_reg)
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(40):
-            discriminator_step(d, optimizer, tokens, labels, dis.l2_reg)
-        times.append((time.perf_counter() - start) / 40 * 1e3)
-    print(f"{statistics.median(times):.2f}")
+    print(f"{median_ms(paper_cpu_step()[-1]):.2f}")
 
 
 def run(threads: int, processes: int) -> list[float]:

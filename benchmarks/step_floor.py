@@ -38,18 +38,28 @@ def median_ms(fn) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def paper_cpu_step():
+    """A paper-sized discriminator training in bf16 on CPU as a `paper` run does (`CopyAdam`), with
+    the process settings `seqgan` takes: (config, discriminator, optimizer, tokens, labels, step),
+    ``step()`` one training step on the random batch."""
     keep_freed_memory()
-    cpu, low = torch.device("cpu"), torch.bfloat16
+    cpu = torch.device("cpu")
     flush_denormals(cpu)
     cfg = Config()
-    dis, batch, length = cfg.discriminator, cfg.discriminator.batch_size, cfg.data.seq_len
+    dis = cfg.discriminator
     torch.manual_seed(0)
     d = build_discriminator(cfg)
-    d.compute_dtype = low
+    d.compute_dtype = torch.bfloat16
     optimizer = discriminator_optimizer(d, dis.lr, cpu, compile=True)
-    tokens = torch.randint(0, cfg.data.vocab_size, (batch, length))
-    labels = torch.randint(0, 2, (batch,))
+    tokens = torch.randint(0, cfg.data.vocab_size, (dis.batch_size, cfg.data.seq_len))
+    labels = torch.randint(0, 2, (dis.batch_size,))
+    return cfg, d, optimizer, tokens, labels, lambda: discriminator_step(d, optimizer, tokens, labels, dis.l2_reg)
+
+
+def main() -> None:
+    cfg, d, optimizer, tokens, _, train_step = paper_cpu_step()
+    cpu, low = torch.device("cpu"), torch.bfloat16
+    batch, length = tokens.shape
 
     emb_dim, features = d.embedding.embedding_dim, d.num_features
     embedded = torch.randn(batch, length, emb_dim, dtype=low)
@@ -77,7 +87,7 @@ def main() -> None:
         torch.zeros(cfg.data.vocab_size, emb_dim, dtype=low).index_add_(0, tokens.view(-1),
                                                                         grad_embedded.view(-1, emb_dim))
 
-    step = median_ms(lambda: discriminator_step(d, optimizer, tokens, labels, dis.l2_reg))
+    step = median_ms(train_step)
     kernel = median_ms(kernels)
     adam = median_ms(optimizer.step)
     batches = -(-20_000 // batch)
