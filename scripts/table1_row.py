@@ -12,11 +12,14 @@ says "done"; the reassembled checkpoint's sha256 proves the parts came back whol
     python scripts/table1_row.py export EXPERIMENT_DIR/runs/METHOD-seedS $OUT/METHOD-seedS
     # here, with the files that came back:
     python scripts/table1_row.py import FILES/METHOD-seedS EXPERIMENT_DIR
+    # then, where the experiment's other run directories are gone but its results are kept:
+    python scripts/table1_row.py collect EXPERIMENT_DIR RESULTS_DIR
 
 The config is the experiment's own, from EXPERIMENT_DIR/experiment.json (copy it over with the
 pre-training), with run.device=auto; without that file, the preset (default paper). The run is
 the experiment's own row (same config edits, same pre-training), so only the hardware differs
-from a run made here. With --seconds N the run stops (checkpointed) at the first step boundary
+from a run made here. Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first
+(on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU). With --seconds N the run stops (checkpointed) at the first step boundary
 after N seconds and the command exits 3; run it again, on the same machine, to go on.
 """
 
@@ -31,8 +34,9 @@ from pathlib import Path
 from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, \
     load_checkpoint, save_checkpoint
 from seqgan.config import Config, SeqGANError, preset
-from seqgan.experiment import _Row, _run, _with_edits, table1_variants, temperature_sweep
-from seqgan.train import Interrupted
+from seqgan.experiment import _Row, _collect, _finished, _pyplot, _read_json, _run, _with_edits, _write_results, \
+    measures, table1_variants, temperature_sweep
+from seqgan.train import Interrupted, keep_freed_memory
 
 PART = 15 << 20  # bytes per part of the exported checkpoint
 FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, "temperatures.json")
@@ -59,9 +63,14 @@ def run(experiment: Path, method: str, seed: int, preset_name: str | None = None
     variant = next(v for v in table1_variants() if v.name == method)
     base = _with_edits(experiment_config(experiment, preset_name), {"run.device": "auto"})
     row = _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
+    keep_freed_memory()  # as the seqgan command does (CPU speed only)
     deadline = time.monotonic() + (seconds if seconds is not None else float("inf"))
+    should_stop = lambda: time.monotonic() > deadline
     try:
-        _run(row.cfg, row.run_dir, False, lambda: time.monotonic() > deadline, row.start, variant.after or "mle")
+        if row.start is not None and not _finished(row.start):
+            print(f"training the seed's shared pre-training first: {row.start}")
+            _run(row.pretraining, row.start, False, should_stop)
+        _run(row.cfg, row.run_dir, False, should_stop, row.start, variant.after or "mle")
     except Interrupted:
         print(f"stopped at the first step boundary after {seconds} s, checkpointed in {row.run_dir}; "
               "run again to go on")
@@ -109,6 +118,36 @@ def import_(exported: Path, experiment: Path) -> None:
     print(f"imported {run_dir} ({len(parts)} parts); re-run the experiment command to collect it")
 
 
+def collect(experiment: Path, results: Path) -> None:
+    """Add the finished runs in EXPERIMENT_DIR that RESULTS_DIR/table1.json lacks, then rewrite the
+    table, the plots and the samples there: the rows already in it stay as written, so a results
+    directory can be completed after the run directories of its other rows are gone."""
+    record = _read_json(results / "table1.json")
+    if not (isinstance(record, dict) and isinstance(record.get("runs"), list) and isinstance(record.get("seeds"), int)):
+        raise SeqGANError(f"{results / 'table1.json'} is not a table1 result")
+    base = Config.from_dict(record["config"])
+    if experiment_config(experiment, None).to_dict() != base.to_dict():
+        raise SeqGANError(f"{experiment / 'experiment.json'} holds another config than {results / 'table1.json'}")
+    plt, m, variants = _pyplot(), measures(base), table1_variants()
+    runs = {(r["method"], r["seed"]): r for r in record["runs"]}
+    added = []
+    for variant in variants:
+        for seed in range(base.run.seed, base.run.seed + record["seeds"]):
+            run_dir = experiment / "runs" / f"{variant.name}-seed{seed}"
+            if (variant.name, seed) in runs or not _finished(run_dir):
+                continue
+            cfg = _with_edits(_with_edits(base, {"run.seed": seed}), variant.edits)
+            run = runs[variant.name, seed] = _collect(cfg, variant, seed, run_dir, experiment, m)
+            (results / "samples").mkdir(exist_ok=True)
+            shutil.copyfile(experiment / run["samples"], results / run["samples"])
+            added.append(run_dir.name)
+    order = {v.name: i for i, v in enumerate(variants)}
+    ordered = sorted(runs.values(), key=lambda r: (order[r["method"]], r["seed"]))
+    _write_results(plt, "table1", base, record["seeds"], ordered, variants, m, results,
+                   len(ordered) == len(variants) * record["seeds"])
+    print(f"collected {', '.join(added) or 'no new runs'} into {results} ({len(ordered)} runs)")
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -135,12 +174,17 @@ def main(argv: list[str]) -> None:
     p = commands.add_parser("import", help="an exported run into EXPERIMENT_DIR/runs/")
     p.add_argument("exported", type=Path, metavar="EXPORTED_DIR")
     p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    p = commands.add_parser("collect", help="add EXPERIMENT_DIR's finished runs to RESULTS_DIR/table1.json")
+    p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    p.add_argument("results", type=Path, metavar="RESULTS_DIR")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             run(args.experiment, args.method, args.seed, args.preset, args.seconds)
         elif args.command == "export":
             export(args.run_dir, args.out)
+        elif args.command == "collect":
+            collect(args.experiment, args.results)
         else:
             import_(args.exported, args.experiment)
     except (SeqGANError, OSError) as e:

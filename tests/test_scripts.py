@@ -12,7 +12,7 @@ import pytest
 
 from seqgan.checkpoint import run_checkpoint, state_sha256
 from seqgan.config import SeqGANError, preset
-from seqgan.experiment import _Row, _with_edits, table1_variants
+from seqgan.experiment import _Row, _with_edits, run_experiment, table1_variants
 from seqgan.train import train
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "table1_row.py"
@@ -58,6 +58,48 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     assert _metrics(here / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
     with pytest.raises(SystemExit, match="already holds a run"):
         table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
+
+
+def test_collect_completes_kept_results_from_a_row_trained_apart(tmp_path):
+    """A results directory whose run directories are gone, lacking the SeqGAN row: `run` on a bare
+    copy of the experiment record trains the seed's pre-training first, then the row (the same run
+    bit for bit as the experiment's own, same machine); `collect` adds it and rewrites table1.json,
+    its samples and the table as the whole experiment wrote them, and adds nothing a second time."""
+    table1_row = _script()
+    whole, kept, apart = tmp_path / "whole", tmp_path / "kept", tmp_path / "apart"
+    run_experiment("table1", preset("tiny"), 1, whole, progress=False)
+    want = json.loads((whole / "table1.json").read_text())
+    kept.mkdir()
+    shutil.copytree(whole / "samples", kept / "samples")
+    (kept / "samples" / "seqgan-seed88.txt").unlink()
+    partial = {**want, "complete": False, "runs": [r for r in want["runs"] if r["method"] != "seqgan"]}
+    (kept / "table1.json").write_text(json.dumps(partial))
+    apart.mkdir()
+    shutil.copyfile(whole / "experiment.json", apart / "experiment.json")
+
+    table1_row.run(apart, "seqgan", 88)
+    assert _metrics(apart / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
+    table1_row.collect(apart, kept)
+    got = json.loads((kept / "table1.json").read_text())
+    for result in (got, want):  # elapsed_s is the one field a second training changes
+        for run in result["runs"]:
+            run.pop("elapsed_s")
+    assert got == want and got["complete"]
+    assert (kept / "table1.md").read_text() == (whole / "table1.md").read_text()
+    assert (kept / "samples" / "seqgan-seed88.txt").read_bytes() == (whole / "samples" / "seqgan-seed88.txt").read_bytes()
+    assert {p.name for p in kept.glob("*.png")} == {"table1_learning_curves.png", "table1_quality_diversity.png"}
+    table1_row.collect(apart, kept)
+    assert len(json.loads((kept / "table1.json").read_text())["runs"]) == len(want["runs"])
+
+
+def test_collect_refuses_another_config(tmp_path):
+    table1_row = _script()
+    (tmp_path / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "config": preset("tiny").to_dict()}))
+    with pytest.raises(SeqGANError, match="another config"):
+        table1_row.collect(tmp_path / "none", tmp_path)  # no experiment.json there: the paper preset
+    (tmp_path / "table1.json").write_text("[]")
+    with pytest.raises(SeqGANError, match="is not a table1 result"):
+        table1_row.collect(tmp_path / "none", tmp_path)
 
 
 def test_row_config_comes_from_the_experiment_record(tmp_path):
