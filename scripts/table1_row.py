@@ -24,7 +24,6 @@ after N seconds and the command exits 3; run it again, on the same machine, to g
 """
 
 import argparse
-import json
 import math
 import shutil
 import sys
@@ -34,25 +33,22 @@ from pathlib import Path
 from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, \
     load_checkpoint, save_checkpoint
 from seqgan.config import Config, SeqGANError, preset
-from seqgan.experiment import _Row, _collect, _finished, _pyplot, _read_json, _run, _with_edits, _write_results, \
-    measures, table1_variants, temperature_sweep
+from seqgan.experiment import RECORD_NAME, TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
+    _with_edits, _write_results, measures, read_result, record_config, table1_variants, temperature_sweep
 from seqgan.train import Interrupted, keep_freed_memory
 
 PART = 15 << 20  # bytes per part of the exported checkpoint
-FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, "temperatures.json")
+FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, TEMPERATURES_NAME)
 OPTIMIZERS = ("mle_optimizer", "adv_optimizer", "d_optimizer")
 
 
 def experiment_config(experiment: Path, preset_name: str | None) -> Config:
     """The config the experiment in ``experiment`` was started with (its experiment.json), else
     the preset's; a preset named beside a record must be the record's."""
-    record = experiment / "experiment.json"
+    record = experiment / RECORD_NAME
     if not record.is_file():
         return preset(preset_name or "paper")
-    try:
-        held = Config.from_dict(json.loads(record.read_text())["config"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise SeqGANError(f"{record} holds no readable config") from None
+    held = record_config(experiment)
     if preset_name is not None and preset(preset_name).to_dict() != held.to_dict():
         raise SeqGANError(f"{record} holds another config than the {preset_name} preset; leave --preset out")
     return held
@@ -122,12 +118,13 @@ def collect(experiment: Path, results: Path) -> None:
     """Add the finished runs in EXPERIMENT_DIR that RESULTS_DIR/table1.json lacks, then rewrite the
     table, the plots and the samples there: the rows already in it stay as written, so a results
     directory can be completed after the run directories of its other rows are gone."""
-    record = _read_json(results / "table1.json")
-    if not (isinstance(record, dict) and isinstance(record.get("runs"), list) and isinstance(record.get("seeds"), int)):
-        raise SeqGANError(f"{results / 'table1.json'} is not a table1 result")
-    base = Config.from_dict(record["config"])
+    record = read_result(results / "table1.json")
+    try:
+        base = Config.from_dict(record["config"])
+    except (AttributeError, TypeError, ValueError, KeyError, SeqGANError):
+        raise SeqGANError(f"{results / 'table1.json'} holds no readable config") from None
     if experiment_config(experiment, None).to_dict() != base.to_dict():
-        raise SeqGANError(f"{experiment / 'experiment.json'} holds another config than {results / 'table1.json'}")
+        raise SeqGANError(f"{experiment / RECORD_NAME} holds another config than {results / 'table1.json'}")
     plt, m, variants = _pyplot(), measures(base), table1_variants()
     runs = {(r["method"], r["seed"]): r for r in record["runs"]}
     added = []

@@ -97,8 +97,11 @@ def test_collect_refuses_another_config(tmp_path):
     (tmp_path / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "config": preset("tiny").to_dict()}))
     with pytest.raises(SeqGANError, match="another config"):
         table1_row.collect(tmp_path / "none", tmp_path)  # no experiment.json there: the paper preset
+    (tmp_path / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "config": {"data": 3}}))
+    with pytest.raises(SeqGANError, match="holds no readable config"):
+        table1_row.collect(tmp_path / "none", tmp_path)
     (tmp_path / "table1.json").write_text("[]")
-    with pytest.raises(SeqGANError, match="is not a table1 result"):
+    with pytest.raises(SeqGANError, match="is not an experiment result"):
         table1_row.collect(tmp_path / "none", tmp_path)
 
 

@@ -48,6 +48,7 @@ PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
           "seqgan": "SeqGAN"}
 TEMPERATURES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4)
+RECORD_NAME, TEMPERATURES_NAME = "experiment.json", "temperatures.json"  # in DIR, in each run directory
 SAMPLES_KEPT = 2_000  # generated sequences per run kept in DIR/samples (the run dir keeps num_eval)
 
 
@@ -161,7 +162,7 @@ def _pretraining_config(cfg: Config, through: str) -> Config:
 def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> list[dict]:
     """NLL-oracle and NLL-test of the run's final generator at each temperature (cached in
     RUN_DIR/temperatures.json). Samples are drawn with torch seeded from run.seed."""
-    cache = run_dir / "temperatures.json"
+    cache = run_dir / TEMPERATURES_NAME
     rows = _read_json(cache) if cache.is_file() else None
     if isinstance(rows, list) and all(isinstance(r, dict) for r in rows) \
             and [r.get("temperature") for r in rows] == list(temperatures):
@@ -400,6 +401,23 @@ def _read_json(path: Path):
         return None
 
 
+def read_result(path: Path) -> dict:
+    """NAME.json as `_write_results` writes it (at least its runs and seeds); else one line."""
+    result = _read_json(path)
+    if not (isinstance(result, dict) and isinstance(result.get("runs"), list) and isinstance(result.get("seeds"), int)):
+        raise SeqGANError(f"{path} is not an experiment result (unreadable or not as written)")
+    return result
+
+
+def record_config(out: Path) -> Config:
+    """The config DIR/experiment.json records; one line when it holds none that reads."""
+    record = _read_json(out / RECORD_NAME)
+    try:
+        return Config.from_dict(record["config"])
+    except (AttributeError, TypeError, ValueError, KeyError, SeqGANError):
+        raise SeqGANError(f"{out / RECORD_NAME} holds no readable config") from None
+
+
 def experiment_status(out: Path) -> dict:
     """What an experiment directory holds, for `seqgan inspect DIR`: the experiment, how many of its
     runs NAME.json has (and of how many), and every run in table order (shared pre-trainings first)
@@ -407,21 +425,15 @@ def experiment_status(out: Path) -> dict:
     (``phase`` None: no checkpoint yet; ``started`` False: no directory yet; ``error``: a file of
     the run could not be read — the other runs are still shown)."""
     out = Path(out)
-    record = _read_json(out / "experiment.json")
+    record = _read_json(out / RECORD_NAME)
     if not isinstance(record, dict) or record.get("experiment") not in EXPERIMENTS:
-        raise SeqGANError(f"{out / 'experiment.json'} is not an experiment record")
+        raise SeqGANError(f"{out / RECORD_NAME} is not an experiment record")
     name = record["experiment"]
-    result = _read_json(out / f"{name}.json") if (out / f"{name}.json").is_file() else None
-    if result is not None and not (isinstance(result, dict) and isinstance(result.get("runs"), list)
-                                   and isinstance(result.get("seeds"), int)):
-        raise SeqGANError(f"{out / (name + '.json')} is not an experiment result (unreadable or not as written)")
+    result = read_result(out / f"{name}.json") if (out / f"{name}.json").is_file() else None
     names = [v.name for v in (realdata_variants() if name == "realdata" else EXPERIMENTS[name]())]
     expected = []
     if result is not None:
-        try:
-            first = Config.from_dict(record.get("config") or {}).run.seed
-        except (AttributeError, TypeError, ValueError):
-            raise SeqGANError(f"{out / 'experiment.json'} holds no readable config") from None
+        first = record_config(out).run.seed
         expected = [f"{n}-seed{first + i}" for n in names for i in range(result["seeds"])]
 
     def order(run: str):
@@ -472,7 +484,7 @@ def _json_or_none(line: str):
 def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
     """DIR/experiment.json records what DIR holds; continuing needs the same experiment and config."""
     record = {"experiment": name, "config": base.to_dict()}
-    path = out / "experiment.json"
+    path = out / RECORD_NAME
     if path.is_file():
         held = _read_json(path)
         if not isinstance(held, dict):
@@ -551,7 +563,7 @@ def value_at(sweep: list[dict], target: float, x: str = "nll_test", y: str = "nl
 
 def markdown_table(result: dict, variants: list[Variant], m: Measures = SYNTHETIC) -> str:
     summary, seeds = result["summary"], result["seeds"]
-    (x, x_label), (y, _) = m.x, m.y
+    (x, _), (y, _) = m.x, m.y
     x_name = next(label for label, key in m.columns if key == x)
     y_name = next(label for label, key in m.columns if key == y)
     ref_key = "mle" if "mle" in summary else next(iter(summary))
