@@ -1,9 +1,9 @@
 """One process with all threads against one single-thread process per core, for the paper-sized
 CPU discriminator's training step (what `seqgan experiment --jobs N` trades).
 
-Times the median of 5 x 40 bf16 training steps (`step_floor.paper_cpu_step`, `step_floor.median_ms`) in one
-process with torch's default thread count, then in as many single-thread processes as that count,
-all at once, then the first again. Prints each median and the throughput ratio (steps per second
+Times the median of 5 x 40 bf16 training steps (`step_floor.paper_cpu_step`,
+`step_floor.median_ms`) in one process with torch's default thread count, then in as many
+single-thread processes as that count, all at once, then the first again. Prints each median and the throughput ratio (steps per second
 of the single-thread processes together against the one process).
 
 Run: python3 benchmarks/jobs_threads.py

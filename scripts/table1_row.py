@@ -19,8 +19,9 @@ The config is the experiment's own, from EXPERIMENT_DIR/experiment.json (copy it
 pre-training), with run.device=auto; without that file, the preset (default paper). The run is
 the experiment's own row (same config edits, same pre-training), so only the hardware differs
 from a run made here. Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first
-(on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU). With --seconds N the run stops (checkpointed) at the first step boundary
-after N seconds and the command exits 3; run it again, on the same machine, to go on.
+(on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU).
+With --seconds N the run stops (checkpointed) at the first step boundary after N seconds and
+the command exits 3; run it again, on the same machine, to go on.
 """
 
 import argparse
@@ -34,7 +35,7 @@ from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLE
     load_checkpoint, save_checkpoint
 from seqgan.config import Config, SeqGANError, preset
 from seqgan.experiment import RECORD_NAME, TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
-    _with_edits, _write_results, measures, read_result, record_config, table1_variants, temperature_sweep
+    _with_edits, _write_results, config_in, measures, read_result, record_config, table1_variants, temperature_sweep
 from seqgan.train import Interrupted, keep_freed_memory
 
 PART = 15 << 20  # bytes per part of the exported checkpoint
@@ -63,9 +64,7 @@ def run(experiment: Path, method: str, seed: int, preset_name: str | None = None
     deadline = time.monotonic() + (seconds if seconds is not None else float("inf"))
     should_stop = lambda: time.monotonic() > deadline
     try:
-        if row.start is not None and not _finished(row.start):
-            print(f"training the seed's shared pre-training first: {row.start}")
-            _run(row.pretraining, row.start, False, should_stop)
+        row.pretrain(False, should_stop)
         _run(row.cfg, row.run_dir, False, should_stop, row.start, variant.after or "mle")
     except Interrupted:
         print(f"stopped at the first step boundary after {seconds} s, checkpointed in {row.run_dir}; "
@@ -119,10 +118,7 @@ def collect(experiment: Path, results: Path) -> None:
     table, the plots and the samples there: the rows already in it stay as written, so a results
     directory can be completed after the run directories of its other rows are gone."""
     record = read_result(results / "table1.json")
-    try:
-        base = Config.from_dict(record["config"])
-    except (AttributeError, TypeError, ValueError, KeyError, SeqGANError):
-        raise SeqGANError(f"{results / 'table1.json'} holds no readable config") from None
+    base = config_in(record, results / "table1.json")
     if experiment_config(experiment, None).to_dict() != base.to_dict():
         raise SeqGANError(f"{experiment / RECORD_NAME} holds another config than {results / 'table1.json'}")
     plt, m, variants = _pyplot(), measures(base), table1_variants()
@@ -130,14 +126,13 @@ def collect(experiment: Path, results: Path) -> None:
     added = []
     for variant in variants:
         for seed in range(base.run.seed, base.run.seed + record["seeds"]):
-            run_dir = experiment / "runs" / f"{variant.name}-seed{seed}"
-            if (variant.name, seed) in runs or not _finished(run_dir):
+            row = _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
+            if (variant.name, seed) in runs or not _finished(row.run_dir):
                 continue
-            cfg = _with_edits(_with_edits(base, {"run.seed": seed}), variant.edits)
-            run = runs[variant.name, seed] = _collect(cfg, variant, seed, run_dir, experiment, m)
+            run = runs[variant.name, seed] = _collect(row.cfg, variant, seed, row.run_dir, experiment, m)
             (results / "samples").mkdir(exist_ok=True)
             shutil.copyfile(experiment / run["samples"], results / run["samples"])
-            added.append(run_dir.name)
+            added.append(row.run_dir.name)
     order = {v.name: i for i, v in enumerate(variants)}
     ordered = sorted(runs.values(), key=lambda r: (order[r["method"]], r["seed"]))
     _write_results(plt, "table1", base, record["seeds"], ordered, variants, m, results,

@@ -242,10 +242,8 @@ def _run_rows(name: str, base: Config, seeds: int, out: Path, progress: bool, sh
     runs = []
     pretrained: set[Path] = set()  # shared pre-training runs known to be finished (each checked once)
     for row in rows:
-        if row.start is not None and row.start not in pretrained:
-            if not _finished(row.start):
-                _say(f"seed {row.seed}: shared pre-training through {row.variant.after}")
-                _run(row.pretraining, row.start, progress, should_stop)
+        if row.start not in pretrained:
+            row.pretrain(progress, should_stop)
             pretrained.add(row.start)
         _say(f"[{len(runs) + 1}/{len(rows)}] {row.variant.name}, seed {row.seed}")
         _run(row.cfg, row.run_dir, progress, should_stop, row.start, row.variant.after or "mle")
@@ -266,6 +264,12 @@ class _Row:
         if variant.after is not None and not (self.run_dir / CHECKPOINT_NAME).is_file():
             self.start = out / "runs" / f"pretrain-{variant.after}-seed{seed}"
             self.pretraining = _pretraining_config(seeded, variant.after)
+
+    def pretrain(self, progress: bool, should_stop) -> None:
+        """Train the shared pre-training this run continues, unless it has finished."""
+        if self.start is not None and not _finished(self.start):
+            _say(f"seed {self.seed}: shared pre-training through {self.variant.after}")
+            _run(self.pretraining, self.start, progress, should_stop)
 
 
 _INTERRUPTED = 3  # a worker's exit code after a requested stop (its checkpoint is written)
@@ -409,13 +413,18 @@ def read_result(path: Path) -> dict:
     return result
 
 
-def record_config(out: Path) -> Config:
-    """The config DIR/experiment.json records; one line when it holds none that reads."""
-    record = _read_json(out / RECORD_NAME)
+def config_in(held, path: Path) -> Config:
+    """The config in ``held``, the parsed content of ``path`` (experiment.json or NAME.json); one
+    line when it holds none that reads."""
     try:
-        return Config.from_dict(record["config"])
+        return Config.from_dict(held["config"])
     except (AttributeError, TypeError, ValueError, KeyError, SeqGANError):
-        raise SeqGANError(f"{out / RECORD_NAME} holds no readable config") from None
+        raise SeqGANError(f"{path} holds no readable config") from None
+
+
+def record_config(out: Path) -> Config:
+    """The config DIR/experiment.json records."""
+    return config_in(_read_json(out / RECORD_NAME), out / RECORD_NAME)
 
 
 def experiment_status(out: Path) -> dict:
