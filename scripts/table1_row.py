@@ -21,7 +21,8 @@ the experiment's own row (same config edits, same pre-training), so only the har
 from a run made here. Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first
 (on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU).
 With --seconds N the run stops (checkpointed) at the first step boundary after N seconds and
-the command exits 3; run it again, on the same machine, to go on.
+the command exits 3; Ctrl-C or SIGTERM stops it the same way with exit 130 / 143. Run it again,
+on the same machine, to go on.
 """
 
 import argparse
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, \
     load_checkpoint, save_checkpoint
+from seqgan.cli import _interruptible
 from seqgan.config import Config, SeqGANError, preset
 from seqgan.experiment import RECORD_NAME, TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
     _with_edits, _write_results, config_in, measures, read_result, record_config, table1_variants, temperature_sweep
@@ -57,19 +59,30 @@ def experiment_config(experiment: Path, preset_name: str | None) -> Config:
 
 def run(experiment: Path, method: str, seed: int, preset_name: str | None = None,
         seconds: float | None = None) -> None:
+    """Train the row; exits 3 at the --seconds deadline and 130 / 143 on SIGINT / SIGTERM, each at
+    a step boundary with the run checkpointed (a second Ctrl-C quits at once)."""
     variant = next(v for v in table1_variants() if v.name == method)
     base = _with_edits(experiment_config(experiment, preset_name), {"run.device": "auto"})
     row = _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
     keep_freed_memory()  # as the seqgan command does (CPU speed only)
     deadline = time.monotonic() + (seconds if seconds is not None else float("inf"))
-    should_stop = lambda: time.monotonic() > deadline
-    try:
-        row.pretrain(False, should_stop)
-        _run(row.cfg, row.run_dir, False, should_stop, row.start, variant.after or "mle")
-    except Interrupted:
-        print(f"stopped at the first step boundary after {seconds} s, checkpointed in {row.run_dir}; "
-              "run again to go on")
-        sys.exit(3)
+
+    def work(signalled) -> int:
+        should_stop = lambda: signalled() or time.monotonic() > deadline
+        try:
+            row.pretrain(False, should_stop)
+            _run(row.cfg, row.run_dir, False, should_stop, row.start, variant.after or "mle")
+        except Interrupted:
+            if signalled():
+                raise
+            print(f"stopped at the first step boundary after {seconds} s, checkpointed in {row.run_dir}; "
+                  "run again to go on")
+            return 3
+        return 0
+
+    code = _interruptible(work, f"stopped, checkpointed in {row.run_dir}; run again to go on")
+    if code:
+        sys.exit(code)
     temperature_sweep(row.cfg, row.run_dir)
     print(f"trained {row.run_dir}")
 

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,30 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     assert _metrics(here / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
     with pytest.raises(SystemExit, match="already holds a run"):
         table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_run_stopped_by_a_signal_exits_checkpointed_and_resumes(tmp_path, monkeypatch, capsys, sig, code):
+    """A signal during `run` (here sent as its row starts) ends it at the next step boundary with
+    one line, exit 130 / 143 and a checkpoint; run again, the row finishes."""
+    table1_row = _script()
+    plain_run = table1_row._run
+
+    def signalled_run(*args, **kwargs):
+        os.kill(os.getpid(), sig)
+        return plain_run(*args, **kwargs)
+
+    monkeypatch.setattr(table1_row, "_run", signalled_run)
+    with pytest.raises(SystemExit) as stopped:
+        table1_row.run(tmp_path, "mle", 88, "tiny")
+    assert stopped.value.code == code
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"seqgan: stopped, checkpointed in {tmp_path / 'runs' / 'mle-seed88'}; run again to go on"
+    assert run_checkpoint(tmp_path / "runs" / "mle-seed88")[1]["phase"] != "done"
+    monkeypatch.setattr(table1_row, "_run", plain_run)
+    table1_row.run(tmp_path, "mle", 88, "tiny")
+    assert run_checkpoint(tmp_path / "runs" / "mle-seed88")[1]["phase"] == "done"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
 
 
 def test_collect_completes_kept_results_from_a_row_trained_apart(tmp_path):
