@@ -69,18 +69,20 @@ def run(experiment: Path, method: str, seed: int, preset_name: str | None = None
 
     def work(signalled) -> int:
         should_stop = lambda: signalled() or time.monotonic() > deadline
+        training = row.run_dir if row.start is None else row.start  # the run a stop checkpoints
         try:
             row.pretrain(False, should_stop)
+            training = row.run_dir
             _run(row.cfg, row.run_dir, False, should_stop, row.start, variant.after or "mle")
         except Interrupted:
+            hint = f"checkpointed in {training}; run again to go on"
             if signalled():
-                raise
-            print(f"stopped at the first step boundary after {seconds} s, checkpointed in {row.run_dir}; "
-                  "run again to go on")
+                raise Interrupted(f"stopped, {hint}") from None
+            print(f"stopped at the first step boundary after {seconds} s, {hint}")
             return 3
         return 0
 
-    code = _interruptible(work, f"stopped, checkpointed in {row.run_dir}; run again to go on")
+    code = _interruptible(work)
     if code:
         sys.exit(code)
     temperature_sweep(row.cfg, row.run_dir)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from seqgan.checkpoint import run_checkpoint, state_sha256
+from seqgan import experiment
 from seqgan.config import SeqGANError, preset
 from seqgan.experiment import _Row, _with_edits, run_experiment, table1_variants
 from seqgan.train import train
@@ -62,24 +63,28 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_run_stopped_by_a_signal_exits_checkpointed_and_resumes(tmp_path, monkeypatch, capsys, sig, code):
-    """A signal during `run` (here sent as its row starts) ends it at the next step boundary with
-    one line, exit 130 / 143 and a checkpoint; run again, the row finishes."""
+@pytest.mark.parametrize("stage, stopped_dir", [("pretraining", "pretrain-mle-seed88"), ("row", "mle-seed88")])
+def test_run_stopped_by_a_signal_exits_checkpointed_and_resumes(tmp_path, monkeypatch, capsys, sig, code,
+                                                                 stage, stopped_dir):
+    """A signal during `run` (here sent as the shared pre-training or the row starts) ends it at the
+    next step boundary with one line naming the run it checkpointed, exit 130 / 143; run again, the
+    row finishes."""
     table1_row = _script()
-    plain_run = table1_row._run
+    module = experiment if stage == "pretraining" else table1_row  # whose _run trains that stage
+    plain_run = module._run
 
     def signalled_run(*args, **kwargs):
         os.kill(os.getpid(), sig)
         return plain_run(*args, **kwargs)
 
-    monkeypatch.setattr(table1_row, "_run", signalled_run)
+    monkeypatch.setattr(module, "_run", signalled_run)
     with pytest.raises(SystemExit) as stopped:
         table1_row.run(tmp_path, "mle", 88, "tiny")
     assert stopped.value.code == code
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        f"seqgan: stopped, checkpointed in {tmp_path / 'runs' / 'mle-seed88'}; run again to go on"
-    assert run_checkpoint(tmp_path / "runs" / "mle-seed88")[1]["phase"] != "done"
-    monkeypatch.setattr(table1_row, "_run", plain_run)
+        f"seqgan: stopped, checkpointed in {tmp_path / 'runs' / stopped_dir}; run again to go on"
+    assert run_checkpoint(tmp_path / "runs" / stopped_dir)[1]["phase"] != "done"
+    monkeypatch.setattr(module, "_run", plain_run)
     table1_row.run(tmp_path, "mle", 88, "tiny")
     assert run_checkpoint(tmp_path / "runs" / "mle-seed88")[1]["phase"] == "done"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
