@@ -8,7 +8,8 @@ says "done"; the reassembled checkpoint's sha256 proves the parts came back whol
 
     # on the device (PYTHONPATH=src where seqgan is not installed), EXPERIMENT_DIR holding a
     # copy of runs/pretrain-mle-seedS (e.g. under the repository's ignored runs/, carried over):
-    python scripts/table1_row.py run EXPERIMENT_DIR METHOD SEED [--preset NAME] [--seconds N]
+    python scripts/table1_row.py run EXPERIMENT_DIR METHOD SEED [--preset NAME] [--seconds N] \
+        [--require-pretraining]
     python scripts/table1_row.py export EXPERIMENT_DIR/runs/METHOD-seedS $OUT/METHOD-seedS
     # here, with the files that came back:
     python scripts/table1_row.py import FILES/METHOD-seedS EXPERIMENT_DIR
@@ -19,7 +20,8 @@ The config is the experiment's own, from EXPERIMENT_DIR/experiment.json (copy it
 pre-training), with run.device=auto; without that file, the preset (default paper). The run is
 the experiment's own row (same config edits, same pre-training), so only the hardware differs
 from a run made here. Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first
-(on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU).
+(on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU);
+with --require-pretraining it refuses instead, so a carry that went missing costs no device time.
 With --seconds N the run stops (checkpointed) at the first step boundary after N seconds and
 the command exits 3; Ctrl-C or SIGTERM stops it the same way with exit 130 / 143. Run it again,
 on the same machine, to go on.
@@ -58,12 +60,17 @@ def experiment_config(experiment: Path, preset_name: str | None) -> Config:
 
 
 def run(experiment: Path, method: str, seed: int, preset_name: str | None = None,
-        seconds: float | None = None) -> None:
+        seconds: float | None = None, require_pretraining: bool = False) -> None:
     """Train the row; exits 3 at the --seconds deadline and 130 / 143 on SIGINT / SIGTERM, each at
-    a step boundary with the run checkpointed (a second Ctrl-C quits at once)."""
+    a step boundary with the run checkpointed (a second Ctrl-C quits at once). With
+    ``require_pretraining`` a row that would first have to train (or finish) its seed's shared
+    pre-training is refused."""
     variant = next(v for v in table1_variants() if v.name == method)
     base = _with_edits(experiment_config(experiment, preset_name), {"run.device": "auto"})
     row = _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
+    if require_pretraining and row.start is not None and not _finished(row.start):
+        raise SeqGANError(f"{row.start} holds no finished pre-training (--require-pretraining); "
+                          "carry it over or leave the flag out to train it here")
     keep_freed_memory()  # as the seqgan command does (CPU speed only)
     deadline = time.monotonic() + (seconds if seconds is not None else float("inf"))
 
@@ -175,6 +182,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("seed", type=int)
     p.add_argument("--preset", default=None, help="without EXPERIMENT_DIR/experiment.json (default paper)")
     p.add_argument("--seconds", type=_seconds, default=None, help="stop at the first step boundary after N s")
+    p.add_argument("--require-pretraining", action="store_true",
+                   help="refuse to start when the seed's shared pre-training is not in EXPERIMENT_DIR, finished")
     p = commands.add_parser("export", help="a finished run without optimizer state, in parts")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("out", type=Path, metavar="OUT_DIR")
@@ -187,7 +196,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            run(args.experiment, args.method, args.seed, args.preset, args.seconds)
+            run(args.experiment, args.method, args.seed, args.preset, args.seconds, args.require_pretraining)
         elif args.command == "export":
             export(args.run_dir, args.out)
         elif args.command == "collect":

@@ -90,6 +90,24 @@ def test_run_stopped_by_a_signal_exits_checkpointed_and_resumes(tmp_path, monkey
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
 
 
+def test_require_pretraining_refuses_a_row_without_its_finished_pre_training(tmp_path, capsys):
+    """--require-pretraining: no pre-training in EXPERIMENT_DIR is one error line and nothing
+    trained; once the seed's pre-training has finished (here through another row), the row runs."""
+    table1_row = _script()
+    args = ["run", str(tmp_path), "seqgan", "88", "--preset", "tiny", "--require-pretraining"]
+    with pytest.raises(SystemExit) as refused:
+        table1_row.main(args)
+    assert refused.value.code == (f"table1_row.py: error: {tmp_path / 'runs' / 'pretrain-mle-seed88'} holds no "
+                                  "finished pre-training (--require-pretraining); carry it over or leave the "
+                                  "flag out to train it here")
+    assert not (tmp_path / "runs").exists()
+    table1_row.main(["run", str(tmp_path), "random", "88", "--preset", "tiny", "--require-pretraining"])  # none needed
+    table1_row.run(tmp_path, "mle", 88, "tiny")  # trains the shared pre-training first
+    table1_row.main(args)
+    assert run_checkpoint(tmp_path / "runs" / "seqgan-seed88")[1]["phase"] == "done"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"trained {tmp_path / 'runs' / 'seqgan-seed88'}"
+
+
 def test_collect_completes_kept_results_from_a_row_trained_apart(tmp_path):
     """A results directory whose run directories are gone, lacking the SeqGAN row: `run` on a bare
     copy of the experiment record trains the seed's pre-training first, then the row (the same run
