@@ -13,6 +13,7 @@ from seqgan.cli import main
 from seqgan.config import DataConfig, SeqGANError
 from seqgan.metrics import nll_oracle
 from seqgan.oracle import build_oracle, oracle_samples
+from seqgan.train import read_metrics
 
 TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
 
@@ -82,6 +83,28 @@ def test_score_oracle_json_matches_direct_scoring(tmp_path, capsys):
     assert abs(result["nll_oracle"] - nll_oracle(oracle, seqs)) < 1e-9
 
 
+def test_score_oracle_finds_the_random_oracle_of_the_run_that_wrote_the_samples(tiny_run, tmp_path, capsys):
+    """The tiny preset's oracle is random (data.oracle_seed): its samples.txt scored with --oracle
+    left out reproduces the run's last logged NLL-oracle (it was scored on CPU the same way; 1e-6);
+    the same file copied out of its run directory, or with --oracle paper, is scored under the
+    paper's oracle, as that flag says."""
+    last = [r for r in read_metrics(tiny_run / "metrics.jsonl") if "nll_oracle" in r][-1]["nll_oracle"]
+    assert main(["score-oracle", str(tiny_run / "samples.txt"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert abs(json.loads(out.splitlines()[-1])["nll_oracle"] - last) < 1e-6
+    assert "random oracle of the run" in err and "data.oracle_seed 0" in err
+    alone = tmp_path / "samples.txt"
+    alone.write_text((tiny_run / "samples.txt").read_text())
+    scores = []
+    for args in (["score-oracle", str(alone), "--json"], ["score-oracle", str(tiny_run / "samples.txt"),
+                                                          "--oracle", "paper", "--json"]):
+        assert main(args) == 0
+        out, err = capsys.readouterr()
+        scores.append(json.loads(out.splitlines()[-1])["nll_oracle"])
+        assert err == ""
+    assert scores[0] == scores[1] and abs(scores[0] - last) > 1.0
+
+
 def test_bench_rollout_small():
     result = bench_rollout(batch=4, num_rollouts=2, seq_len=6, vocab_size=30)
     assert set(result) == {"ours_s", "plain_s", "speedup"} and result["ours_s"] > 0
@@ -115,6 +138,7 @@ def test_plain_discriminator_epoch_learns():
     (["train", "--set", "data.vocab_size=100"], ["paper oracle"]),
     (["train", "--set", "discriminator.filter_sizes=1,30", "discriminator.num_filters=2,2"], ["exceeds"]),
     (["train", "--device", "tpu"], ["run.device", "tpu"]),
+    (["train", "--device", "cuda:x"], ["run.device", "cuda:x"]),
     (["train", "--set", "run.compile=maybe"], ["run.compile", "maybe"]),
     (["sample", "--run", "/nonexistent/run", "--n", "3"], ["run directory not found"]),
     (["score-oracle", "/nonexistent/file.txt"], ["file not found"]),
@@ -125,9 +149,20 @@ def test_bad_input_one_line_errors(args, needles, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is absent")
-def test_cuda_without_gpu_is_one_line_error():
-    assert_one_line_error(*run_cli("train", "--preset", "tiny", "--device", "cuda", "--out", "/tmp/x-never")[::2],
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_gpu_is_one_line_error(device):
+    assert_one_line_error(*run_cli("train", "--preset", "tiny", "--device", device, "--out", "/tmp/x-never")[::2],
                           "no CUDA device")
+
+
+def test_one_numbered_gpu_under_torchrun_is_one_line_error(monkeypatch, tmp_path, capsys):
+    """cuda:N names one GPU for every process; under torchrun each process takes GPU LOCAL_RANK."""
+    from seqgan import dist
+
+    monkeypatch.setattr(dist, "world", lambda: 2)
+    code = main(["train", "--preset", "tiny", "--device", "cuda:1", "--out", str(tmp_path / "run")])
+    assert_one_line_error(code, capsys.readouterr().err, "cuda:1 under torchrun", "--device cuda")
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_preset_is_rejected():

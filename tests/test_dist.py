@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from seqgan.checkpoint import run_checkpoint
-from seqgan.cli import main
-from seqgan.dist import share
+from seqgan.checkpoint import CONFIG_NAME
+from seqgan.cli import _requested_device, build_parser, main
+from seqgan.dist import backend_for, share
 from seqgan.train import Interrupted, train
 
 
@@ -37,6 +38,39 @@ def test_share_covers_rows_once(monkeypatch):
                 monkeypatch.setattr(dist, "rank", lambda: rank)
                 parts.extend(range(rows)[share(rows)])
             assert parts == list(range(rows))
+
+
+@pytest.mark.parametrize("device, forced, backend", [
+    ("cpu", "", "gloo"), ("mps", "", "gloo"), ("auto", "", "nccl"), ("cuda", "", "nccl"), ("cuda:1", "", "nccl"),
+    ("cuda", "gloo", "gloo"),
+])
+def test_backend_follows_the_runs_device_on_a_cuda_machine(monkeypatch, device, forced, backend):
+    """`train --device cpu` under torchrun on a machine with CUDA joins with gloo, not NCCL."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("SEQGAN_DIST_BACKEND", forced)
+    assert backend_for(device) == backend
+
+
+def test_backend_without_cuda_is_gloo(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert {backend_for(d) for d in ("auto", "cpu", "cuda")} == {"gloo"}
+
+
+def test_requested_device_is_read_before_the_process_group_exists(tmp_path, tiny_cfg):
+    """The device that picks the backend: --device, else --set / the preset, else the resumed
+    run's config.json; "auto" where that is unreadable (the error comes later, once)."""
+    parse = build_parser().parse_args
+    assert _requested_device(parse(["train", "--preset", "tiny", "--device", "cpu"])) == "cpu"
+    assert _requested_device(parse(["train", "--set", "run.device=cpu"])) == "cpu"
+    assert _requested_device(parse(["train", "--preset", "tiny"])) == tiny_cfg.run.device
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    tiny_cfg.run.device = "cpu"
+    (run_dir / CONFIG_NAME).write_text(json.dumps(tiny_cfg.to_dict()))
+    assert _requested_device(parse(["train", "--resume", str(run_dir)])) == "cpu"
+    assert _requested_device(parse(["train", "--resume", str(run_dir), "--device", "auto"])) == "auto"
+    assert _requested_device(parse(["train", "--resume", str(tmp_path / "missing")])) == "auto"
+    assert _requested_device(parse(["train", "--set", "run.nope=1"])) == "auto"
 
 
 def test_torchrun_two_processes_match_one(tmp_path):

@@ -127,6 +127,33 @@ def test_inspect_an_experiment_directory(table1, capsys):
         r["nll_oracle"] for r in finished if r["method"] == "seqgan" and r["seed"] == 89)
 
 
+def test_score_oracle_of_an_experiments_samples_reproduces_its_table(table1, capsys):
+    """Each run's samples file, scored by `seqgan score-oracle` with no --oracle (the tiny preset's
+    random oracle, found from experiment.json a folder up), gives the NLL-oracle in table1.json
+    (both CPU float32 sums over the same sequences; 1e-6)."""
+    for run in json.loads((table1 / "table1.json").read_text())["runs"]:
+        assert main(["score-oracle", str(table1 / run["samples"]), "--json"]) == 0
+        scored = json.loads(capsys.readouterr().out.splitlines()[-1])["nll_oracle"]
+        assert abs(scored - run["nll_oracle"]) < 1e-6, run["samples"]
+
+
+def test_inspect_a_results_copy_without_run_directories(table1, tmp_path, capsys):
+    """A committed copy of the results (the record and table1.json, no runs/): every run in
+    table1.json shows as done, its directory not kept, with the NLL recorded there."""
+    import shutil
+
+    for name in ("experiment.json", "table1.json"):
+        shutil.copyfile(table1 / name, tmp_path / name)
+    assert main(["inspect", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    status = json.loads(out[-1])
+    finished = json.loads((table1 / "table1.json").read_text())["runs"]
+    assert {r["run"]: (r["phase"], r["kept"], r["value"]) for r in status["runs"]} == {
+        f"{r['method']}-seed{r['seed']}": ("done", False, r["nll_oracle"]) for r in finished}
+    assert len(out) == 2 + len(finished) and all("done, directory not kept" in line for line in out[1:-1])
+    assert "in table1.json" in out[1]
+
+
 def test_inspect_shows_every_run_when_one_is_unreadable(table1, tmp_path, capsys):
     import shutil
 

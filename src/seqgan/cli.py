@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checkpoint import CHECKPOINT_NAME, METRICS_NAME
+from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME
 from .config import METHODS, PRESETS, Config, SeqGANError, check_seed, preset, set_field
 from .data import read_lines
 
@@ -179,13 +179,27 @@ def cmd_train(args) -> int:
     """`seqgan train`; under torchrun (WORLD_SIZE > 1) every rank runs this, data-parallel."""
     from . import dist
 
-    dist.init_from_env()
+    dist.init_from_env(_requested_device(args))
     try:
         code = _train(args, dist.is_main())
         dist.barrier()  # no rank tears the group down while another still uses it
         return code
     finally:
         dist.shutdown()
+
+
+def _requested_device(args) -> str:
+    """The run.device `seqgan train` will train on, known before the process group exists (it
+    picks the backend): --device, else the resumed run's config.json, else the config the flags
+    make; "auto" where that cannot be read (the error is then reported once, by `_train`)."""
+    if args.device is not None:
+        return args.device
+    try:
+        if args.resume:
+            return json.loads((Path(args.resume) / CONFIG_NAME).read_text(encoding="utf-8"))["run"]["device"]
+        return _config_from_args(argparse.Namespace(**{**vars(args), "preset": args.preset or "quick"})).run.device
+    except (OSError, ValueError, KeyError, TypeError, SeqGANError):
+        return "auto"
 
 
 def _train(args, main: bool) -> int:
@@ -227,6 +241,9 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
     else:
         args.preset = args.preset or "quick"
         cfg = _config_from_args(args)
+    if dist.world() > 1 and ":" in cfg.run.device:
+        raise SeqGANError(f"--device {cfg.run.device} under torchrun would put every process on one GPU; "
+                          "use --device cuda (each process takes GPU LOCAL_RANK)")
     resolve_device(cfg.run.device)  # fail before creating or changing anything
     _check_corpus(cfg)  # a bad corpus file stops here, before the run dir exists
     if cfg.run.tensorboard:
@@ -453,9 +470,11 @@ def _inspect_experiment(out: Path, as_json: bool) -> int:
     for run in status["runs"]:
         state = ("not started" if not run["started"] else "unreadable" if "error" in run
                  else "started, no checkpoint yet" if run["phase"] is None
+                 else "done, directory not kept" if run.get("kept") is False
                  else "done" if run["phase"] == "done" else f"{run['phase']} {run['step']}/{run['last_step']}")
         value = "nan" if run.get("value") is None else f"{run['value']:.3f}"
-        metric = f"{run['metric'].replace('nll_', 'NLL-')} {value} after {run['at']}" if "metric" in run else ""
+        where = "in" if run.get("kept") is False else "after"
+        metric = f"{run['metric'].replace('nll_', 'NLL-')} {value} {where} {run['at']}" if "metric" in run else ""
         elapsed = f"{run['elapsed_s'] / 3600:.2f} h" if run["elapsed_s"] is not None else ""
         print(f"  {run['run']:<28} {state:<26} {metric:<40} {elapsed}".rstrip())
         if "error" in run:
@@ -510,11 +529,31 @@ def cmd_self_bleu(args) -> int:
     return 0
 
 
+def _samples_config(file: Path) -> Config | None:
+    """The config of the run (its config.json beside FILE) or experiment (experiment.json a folder
+    up, as for DIR/samples/*.txt) that wrote FILE; None where there is none that reads."""
+    for path, section in ((file.parent / CONFIG_NAME, None), (file.parent.parent / "experiment.json", "config")):
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+            return Config.from_dict(held if section is None else held[section])
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, SeqGANError):
+            continue
+    return None
+
+
 def cmd_score_oracle(args) -> int:
     from .metrics import mean_nll
-    from .oracle import load_oracle_params, oracle_from_params, paper_oracle_path
+    from .oracle import load_oracle_params, oracle_from_params, oracle_params, paper_oracle_path
 
-    params = load_oracle_params(paper_oracle_path() if args.oracle == "paper" else Path(args.oracle))
+    written_by = _samples_config(Path(args.file)) if args.oracle is None else None
+    if written_by is not None and written_by.data.oracle == "random" and not written_by.data.corpus:
+        d = written_by.data
+        print(f"seqgan score-oracle: scoring against the random oracle of the run that wrote {args.file} "
+              f"(data.oracle_seed {d.oracle_seed}, vocabulary {d.vocab_size}); --oracle paper for the paper's",
+              file=sys.stderr)
+        params = oracle_params(d)
+    else:
+        params = load_oracle_params(paper_oracle_path() if args.oracle in (None, "paper") else Path(args.oracle))
     vocab_size = params["embedding"].shape[0]
     seqs = read_token_file(Path(args.file), vocab_size)
     by_length: dict[int, list[list[int]]] = {}
@@ -588,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default: runs/PRESET-seedN-TIME)")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (DIR/tensorboard)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic CUDA kernels where available (CPU runs are reproducible anyway)")
@@ -616,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="experiment directory (default: runs/experiment-NAME-PRESET); "
                                                "re-run the same command to continue it")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="config override for every run")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: auto)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="runs trained at once, each in its own process with 1/JOBS of the CPU threads "
                         "(no progress bars; default 1: one after another in this process)")
@@ -629,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, required=True, help="number of sequences")
     p.add_argument("--temperature", type=_positive_float, default=1.0)
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
     p.add_argument("--midi", default=None, metavar="FILE", help="music runs: also write the samples as MIDI (music21)")
     p.set_defaults(func=cmd_sample)
@@ -639,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, default=2000, help="generated sequences (default 2000)")
     p.add_argument("--temperature", type=_positive_float, default=1.0)
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | mps (default: cpu)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: all numbers as JSON")
     p.set_defaults(func=cmd_evaluate)
 
@@ -656,7 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score-oracle", help="mean per-token NLL of token-id sequences under the oracle")
     p.add_argument("file", help="token-id sequences, one a line, space-separated")
-    p.add_argument("--oracle", default="paper", help="'paper' (shipped) or the path of an oracle .npz")
+    p.add_argument("--oracle", default=None,
+                   help="'paper' (shipped) or the path of an oracle .npz (default: the oracle of the run that wrote "
+                        "FILE, found from its config.json or its experiment's experiment.json, else paper)")
     p.add_argument("--json", action="store_true", help="last stdout line: {\"nll_oracle\", \"sequences\"}")
     p.set_defaults(func=cmd_score_oracle)
 
@@ -676,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed benchmarks against plain reference implementations")
     p.add_argument("what", choices=["rollout", "discriminator", "sampling", "adversarial-step", "schedule"])
     p.add_argument("--repeats", type=_positive_int, default=1, help="timed repetitions (best is reported)")
-    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps (default: cpu)")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: JSON result")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -1,7 +1,7 @@
 """One typed config: the only place defaults live.
 
-Defaults are the authors' synthetic-experiment settings (LantaoYu/SeqGAN, HEAD); see
-SEQGAN_NOTES.md. Presets (`paper`, `quick`, `tiny`) are built from these dataclasses, the CLI's
+Defaults are the authors' synthetic-experiment settings (LantaoYu/SeqGAN, HEAD); the README's
+"Presets and config" lists them. Presets (`paper`, `quick`, `tiny`) are built from these dataclasses, the CLI's
 ``--set section.field=value`` edits them, and checkpoints record the resolved config.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 
@@ -132,7 +133,7 @@ class PGBleuConfig:
 @dataclass
 class RunConfig:
     seed: int = 88
-    device: str = "auto"  # auto | cpu | cuda | mps
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # discriminator matmuls: auto (bf16 where the hardware is fast at it) | fp32 | bf16
     sample_batch: int = 4096  # rows per sampling / scoring chunk (memory bound, not semantics)
     cuda_graphs: bool = True  # on CUDA, replay the discriminator's training step as a CUDA graph
@@ -249,8 +250,8 @@ class Config:
             raise SeqGANError(f"run.precision must be auto, fp32 or bf16, got {r.precision!r}")
         if r.compile not in ("auto", "on", "off"):
             raise SeqGANError(f"run.compile must be auto, on or off, got {r.compile!r}")
-        if r.device not in ("auto", "cpu", "cuda", "mps"):
-            raise SeqGANError(f"run.device must be auto, cpu, cuda or mps, got {r.device!r}")
+        if r.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", r.device):
+            raise SeqGANError(f"run.device must be auto, cpu, cuda, cuda:N or mps, got {r.device!r}")
 
 
 def _convert(value, type_, name: str):

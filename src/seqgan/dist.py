@@ -1,4 +1,4 @@
-"""Data parallelism across processes (torchrun): gloo on CPU, NCCL on GPUs.
+"""Data parallelism across processes (torchrun): gloo on CPU, NCCL on GPUs (`backend_for`).
 
 Every rank holds the same models and the same random-generator state: all random draws that
 decide what is computed (data order, sampling noise, dropout masks) are drawn for the whole global
@@ -23,14 +23,23 @@ import torch
 import torch.distributed as dist
 
 
-def init_from_env() -> bool:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); True if distributed."""
+def backend_for(device: str) -> str:
+    """The process-group backend for a run on ``device`` (a run.device value): NCCL when it trains
+    on CUDA ("cuda", "cuda:N", or "auto" on a machine with CUDA), else gloo; SEQGAN_DIST_BACKEND=gloo
+    forces gloo (e.g. two ranks sharing one GPU, which NCCL refuses)."""
+    on_cuda = device.partition(":")[0] in ("auto", "cuda") and torch.cuda.is_available()
+    return "nccl" if on_cuda and os.environ.get("SEQGAN_DIST_BACKEND", "") != "gloo" else "gloo"
+
+
+def init_from_env(device: str = "auto") -> bool:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1), with `backend_for`
+    ``device``; under NCCL each rank trains on GPU LOCAL_RANK. True if distributed."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dist.is_initialized()
-    cuda = torch.cuda.is_available() and os.environ.get("SEQGAN_DIST_BACKEND", "") != "gloo"
-    if cuda:
+    backend = backend_for(device)
+    if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if cuda else "gloo")
+    dist.init_process_group(backend)
     return True
 
 

@@ -431,8 +431,9 @@ def experiment_status(out: Path) -> dict:
     """What an experiment directory holds, for `seqgan inspect DIR`: the experiment, how many of its
     runs NAME.json has (and of how many), and every run in table order (shared pre-trainings first)
     with its checkpoint's phase and step, the phase's last step, its latest NLL and elapsed time
-    (``phase`` None: no checkpoint yet; ``started`` False: no directory yet; ``error``: a file of
-    the run could not be read — the other runs are still shown)."""
+    (``phase`` None: no checkpoint yet; ``started`` False: no directory yet; ``kept`` False: in
+    NAME.json, its directory gone, as in a committed copy; ``error``: a file of the run could not be
+    read — the other runs are still shown)."""
     out = Path(out)
     record = _read_json(out / RECORD_NAME)
     if not isinstance(record, dict) or record.get("experiment") not in EXPERIMENTS:
@@ -450,9 +451,20 @@ def experiment_status(out: Path) -> dict:
         return (0 if variant.startswith("pretrain-") else 1, names.index(variant) if variant in names else len(names),
                 int(seed) if seed.isdigit() else 0, run)
 
+    recorded = {f"{r['method']}-seed{r['seed']}": r for r in result["runs"]} if result else {}
+
+    def absent(run: str) -> dict:
+        row = {"run": run, "started": False, "phase": None, "step": None, "last_step": None, "elapsed_s": None}
+        if run in recorded:  # finished, its directory not kept (e.g. a committed copy of the results)
+            row.update(started=True, phase="done", kept=False, elapsed_s=recorded[run].get("elapsed_s"))
+            found = latest_nll([recorded[run]])
+            if found is not None:
+                row.update(metric=found[0], value=found[1][found[0]] if math.isfinite(found[1][found[0]]) else None,
+                           at=f"{name}.json")
+        return row
+
     present = {p.name for p in (out / "runs").glob("*") if p.is_dir()}
-    runs = [_run_status(out / "runs" / run) if run in present else
-            {"run": run, "started": False, "phase": None, "step": None, "last_step": None, "elapsed_s": None}
+    runs = [_run_status(out / "runs" / run) if run in present else absent(run)
             for run in sorted(present | set(expected), key=order)]
     return {"experiment": name, "out": str(out), "finished": len(result["runs"]) if result else 0,
             "total": len(expected) or None, "complete": bool(result and result.get("complete")), "runs": runs}

@@ -1,8 +1,9 @@
 """The oracle ("target LSTM"): a Generator with frozen parameters that defines the real data.
 
 `paper` loads the authors' fixed parameters shipped with the package (converted from their
-save/target_params_py3.pkl; arrays as in SEQGAN_NOTES.md, gates x @ W + h @ U + b). `random`
-draws a new oracle with N(0, 1) parameters from a seed, for any size.
+save/target_params_py3.pkl into data/seqgan_oracle_params.npz: embedding [V, E]; per gate g in
+i, f, o, c: W_g [E, H], U_g [H, H], b_g [H], the gate x @ W_g + h @ U_g + b_g; W_out [H, V],
+b_out [V]). `random` draws a new oracle with N(0, 1) parameters from a seed, for any size.
 """
 
 from __future__ import annotations
@@ -67,23 +68,31 @@ def oracle_from_params(params: dict[str, np.ndarray], seq_len: int, start_token:
     return oracle.requires_grad_(False).eval()
 
 
-def random_oracle(vocab_size: int, seq_len: int, emb_dim: int, hidden_dim: int, seed: int,
-                  start_token: int = 0) -> Generator:
-    """A new oracle with every parameter ~ N(0, 1), drawn from its own generator (seed)."""
+def random_oracle_params(vocab_size: int, emb_dim: int, hidden_dim: int, seed: int) -> dict[str, np.ndarray]:
+    """The arrays of a new oracle, every one ~ N(0, 1), drawn from its own generator (seed)."""
     rng = np.random.default_rng(seed)
     shapes = {"embedding": (vocab_size, emb_dim), "W_out": (hidden_dim, vocab_size), "b_out": (vocab_size,)}
     for gate in "ifoc":
         shapes |= {f"W_{gate}": (emb_dim, hidden_dim), f"U_{gate}": (hidden_dim, hidden_dim),
                    f"b_{gate}": (hidden_dim,)}
-    params = {k: rng.standard_normal(shapes[k]).astype(np.float32) for k in _PAPER_ARRAYS}
-    return oracle_from_params(params, seq_len, start_token)
+    return {k: rng.standard_normal(shapes[k]).astype(np.float32) for k in _PAPER_ARRAYS}
+
+
+def random_oracle(vocab_size: int, seq_len: int, emb_dim: int, hidden_dim: int, seed: int,
+                  start_token: int = 0) -> Generator:
+    """A new oracle with every parameter ~ N(0, 1), drawn from its own generator (seed)."""
+    return oracle_from_params(random_oracle_params(vocab_size, emb_dim, hidden_dim, seed), seq_len, start_token)
+
+
+def oracle_params(data: DataConfig) -> dict[str, np.ndarray]:
+    """The arrays of the oracle ``data`` names: the paper's, or the random one it seeds."""
+    if data.oracle == "paper":
+        return load_oracle_params(paper_oracle_path())
+    return random_oracle_params(data.vocab_size, data.emb_dim, data.hidden_dim, data.oracle_seed)
 
 
 def build_oracle(data: DataConfig) -> Generator:
-    if data.oracle == "paper":
-        return oracle_from_params(load_oracle_params(paper_oracle_path()), data.seq_len, data.start_token)
-    return random_oracle(data.vocab_size, data.seq_len, data.emb_dim, data.hidden_dim, data.oracle_seed,
-                         data.start_token)
+    return oracle_from_params(oracle_params(data), data.seq_len, data.start_token)
 
 
 def oracle_test_samples(oracle: Generator, data: DataConfig, chunk: int = 4096) -> torch.Tensor:
