@@ -15,37 +15,80 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 from seqgan.bleu import bleu
-from seqgan.config import Config
+from seqgan.config import Config, SeqGANError
 from seqgan.data import load_corpus, tokenize
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, help="a `seqgan experiment realdata` output directory")
-    parser.add_argument("--n", type=int, default=2, help="BLEU order (default 2)")
-    args = parser.parse_args()
-    cfg = Config.from_dict(json.loads((args.dir / "experiment.json").read_text())["config"])
+def _order(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number >= 1, got {text!r}")
+    return value
+
+
+def experiment_config(directory: Path) -> Config:
+    """The config DIR/experiment.json records, checked to be a corpus (realdata) experiment's."""
+    if not directory.is_dir():
+        raise SeqGANError(f"{directory} is not a directory")
+    path = directory / "experiment.json"
+    if not path.is_file():
+        raise SeqGANError(f"{path} not found: not an experiment directory")
+    try:
+        cfg = Config.from_dict(json.loads(path.read_text(encoding="utf-8"))["config"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, SeqGANError):
+        raise SeqGANError(f"{path} holds no readable config") from None
+    if not cfg.data.corpus:
+        raise SeqGANError(f"{directory} is a synthetic (oracle) experiment; BLEU against reference sets needs a "
+                          "corpus experiment (`seqgan experiment realdata`)")
+    return cfg
+
+
+def report(directory: Path, n: int) -> None:
+    cfg = experiment_config(directory)
+    samples = {}  # every samples file read before anything is printed
+    for path in sorted((directory / "samples").glob("*-seed*.txt")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SeqGANError(f"{path} is not UTF-8 text") from None
+        samples[path] = [tokenize(line, cfg.data.tokenize) for line in text.splitlines()]
+        if not samples[path]:
+            raise SeqGANError(f"{path} holds no samples")
     corpus = load_corpus(cfg.data)
     splits = {name: [corpus.vocab.decode(row) for row in getattr(corpus, name).tolist()]
               for name in ("test", "train", "valid")}
     references = {"test": splits["test"], "train": splits["train"],
                   "all": splits["train"] + splits["valid"] + splits["test"]}
-    print(f"{args.dir}: BLEU-{args.n} of each run's samples against "
+    print(f"{directory}: BLEU-{n} of each run's samples against "
           + ", ".join(f"{name} ({len(refs):,} sequences)" for name, refs in references.items()))
     print("method seed " + " ".join(references))
     by_method: dict[str, list[list[float]]] = {}
-    for path in sorted((args.dir / "samples").glob("*-seed*.txt")):
+    for path, hypotheses in samples.items():
         method, seed = path.stem.rsplit("-seed", 1)
-        hypotheses = [tokenize(line, cfg.data.tokenize) for line in path.read_text(encoding="utf-8").splitlines()]
-        scores = [bleu(refs, hypotheses, args.n) for refs in references.values()]
+        scores = [bleu(refs, hypotheses, n) for refs in references.values()]
         by_method.setdefault(method, []).append(scores)
         print(method, seed, " ".join(f"{s:.3f}" for s in scores))
     for method, rows in by_method.items():
         means = [statistics.fmean(column) for column in zip(*rows)]
         print(f"{method} mean", " ".join(f"{s:.3f}" for s in means))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bleu_reference_sets.py", description=__doc__.splitlines()[0])
+    parser.add_argument("dir", type=Path, help="a `seqgan experiment realdata` output directory")
+    parser.add_argument("--n", type=_order, default=2, help="BLEU order (default 2)")
+    args = parser.parse_args(argv)
+    try:
+        report(args.dir, args.n)
+    except (SeqGANError, OSError) as e:
+        sys.exit(f"bleu_reference_sets.py: error: {e}")
 
 
 if __name__ == "__main__":

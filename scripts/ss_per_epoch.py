@@ -8,20 +8,47 @@ the sampling temperature of the final generator.
     python scripts/ss_per_epoch.py EXPERIMENT_DIR OUT_DIR [SEED]
 
 EXPERIMENT_DIR: a `seqgan experiment table1 --preset paper` directory whose pre-training for SEED
-(default 88) has finished. Writes OUT_DIR/ (run files) and prints the sweep.
+(default 88) has finished. Writes OUT_DIR/ (run files) and prints the sweep. An OUT_DIR that holds
+a checkpoint already resumes it.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
-from seqgan.config import preset
-from seqgan.experiment import _run, _with_edits, temperature_sweep
+from seqgan.checkpoint import CHECKPOINT_NAME
+from seqgan.config import SeqGANError, preset
+from seqgan.experiment import _finished, _run, _with_edits, temperature_sweep
 
-experiment, out = Path(sys.argv[1]), Path(sys.argv[2])
-seed = int(sys.argv[3]) if len(sys.argv) > 3 else 88
-cfg = _with_edits(preset("paper"), {"run.seed": seed, "schedule.method": "scheduled_sampling",
-                                    "scheduled_sampling.updates_per_g_step": 157})
-_run(cfg, out, False, lambda: False, experiment / "runs" / f"pretrain-mle-seed{seed}", "mle")
-print("temperature nll_oracle nll_test")
-for r in temperature_sweep(cfg, out):
-    print(f"{r['temperature']} {r['nll_oracle']:.3f} {r['nll_test']:.3f}")
+
+def ss_per_epoch(experiment: Path, out: Path, seed: int) -> None:
+    cfg = _with_edits(preset("paper"), {"run.seed": seed, "schedule.method": "scheduled_sampling",
+                                        "scheduled_sampling.updates_per_g_step": 157})
+    start = experiment / "runs" / f"pretrain-mle-seed{seed}"
+    if not (out / CHECKPOINT_NAME).is_file():  # else OUT_DIR resumes its own checkpoint
+        if not experiment.is_dir():
+            raise SeqGANError(f"{experiment} is not a directory")
+        if not _finished(start):
+            raise SeqGANError(f"{start} holds no finished pre-training: EXPERIMENT_DIR needs a `seqgan experiment "
+                              f"table1 --preset paper` whose seed-{seed} pre-training has finished")
+    _run(cfg, out, False, lambda: False, start, "mle")
+    print("temperature nll_oracle nll_test")
+    for r in temperature_sweep(cfg, out):
+        print(f"{r['temperature']} {r['nll_oracle']:.3f} {r['nll_test']:.3f}")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="ss_per_epoch.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    parser.add_argument("out", type=Path, metavar="OUT_DIR")
+    parser.add_argument("seed", type=int, nargs="?", default=88, metavar="SEED", help="default 88")
+    args = parser.parse_args(argv)
+    try:
+        ss_per_epoch(args.experiment, args.out, args.seed)
+    except (SeqGANError, OSError) as e:
+        sys.exit(f"ss_per_epoch.py: error: {e}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -28,9 +28,11 @@ on the same machine, to go on.
 """
 
 import argparse
+import contextlib
 import math
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,42 +98,79 @@ def run(experiment: Path, method: str, seed: int, preset_name: str | None = None
     print(f"trained {row.run_dir}")
 
 
+@contextlib.contextmanager
+def _all_or_nothing(directory: Path):
+    """Should the block fail, the files it lists (in the yielded list) are removed, and
+    ``directory`` too if the block made it: no partial export or half-imported run is left."""
+    made = None if directory.exists() else next(p for p in (directory, *directory.parents) if p.parent.exists())
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
 def export(run_dir: Path, out: Path) -> None:
     cfg, payload = load_checkpoint(run_dir / CHECKPOINT_NAME)
     if payload["phase"] != "done":
-        sys.exit(f"{run_dir} is not finished (phase {payload['phase']})")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        shutil.copyfile(run_dir / name, out / name)
-    state = {k: v for k, v in payload.items() if k not in ("format_version", "config", "sha256", *OPTIMIZERS)}
-    whole = out / CHECKPOINT_NAME
-    save_checkpoint(whole, cfg, **state)
-    data = whole.read_bytes()
-    whole.unlink()
-    for i in range(0, len(data), PART):
-        (out / f"{CHECKPOINT_NAME}.part{i // PART:02d}").write_bytes(data[i:i + PART])
+        raise SeqGANError(f"{run_dir} is not finished (phase {payload['phase']})")
+    missing = [name for name in FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise SeqGANError(f"{run_dir} lacks {', '.join(missing)}; nothing exported")
+    if out.exists() and out.resolve() == run_dir.resolve():
+        raise SeqGANError(f"{out} is the run directory itself; export to another directory")
+    with _all_or_nothing(out) as written:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            written.append(out / name)
+            shutil.copyfile(run_dir / name, out / name)
+        state = {k: v for k, v in payload.items() if k not in ("format_version", "config", "sha256", *OPTIMIZERS)}
+        whole = out / CHECKPOINT_NAME
+        written.append(whole)
+        save_checkpoint(whole, cfg, **state)
+        data = whole.read_bytes()
+        whole.unlink()
+        for i in range(0, len(data), PART):
+            written.append(out / f"{CHECKPOINT_NAME}.part{i // PART:02d}")
+            written[-1].write_bytes(data[i:i + PART])
     print(f"exported {run_dir.name}: {len(data) / 2**20:.1f} MiB in {-(-len(data) // PART)} parts to {out}")
 
 
 def import_(exported: Path, experiment: Path) -> None:
-    run_dir = experiment / "runs" / exported.name
+    run_dir = experiment / "runs" / exported.resolve().name
     if (run_dir / CHECKPOINT_NAME).exists():
-        sys.exit(f"{run_dir} already holds a run")
+        raise SeqGANError(f"{run_dir} already holds a run")
+    # All checked before anything is written in EXPERIMENT_DIR:
+    if not exported.is_dir():
+        raise SeqGANError(f"{exported} is not a directory (one that `table1_row.py export` wrote)")
     parts = sorted(exported.glob(f"{CHECKPOINT_NAME}.part*"))
-    whole = experiment / "runs" / f".{exported.name}.{CHECKPOINT_NAME}"  # the exported copy may be read-only
-    whole.parent.mkdir(parents=True, exist_ok=True)
-    whole.write_bytes(b"".join(p.read_bytes() for p in parts))
-    try:
-        load_checkpoint(whole)  # checks the sha256: the parts came back whole
-    finally:
+    if not parts:
+        raise SeqGANError(f"{exported} holds no {CHECKPOINT_NAME}.part* files: not one that `table1_row.py export` wrote")
+    missing = [name for name in FILES if not (exported / name).is_file()]
+    if missing:
+        raise SeqGANError(f"{exported} lacks {', '.join(missing)}: not a whole `table1_row.py export` output")
+    with tempfile.TemporaryDirectory(prefix="table1_row-import-") as tmp:  # the exported copy may be read-only
+        whole = Path(tmp) / CHECKPOINT_NAME
+        whole.write_bytes(b"".join(p.read_bytes() for p in parts))
+        try:
+            load_checkpoint(whole)  # checks the sha256: the parts came back whole
+        except SeqGANError as e:  # named by the parts, not the temporary file
+            raise SeqGANError(str(e).replace(str(whole), f"{exported / CHECKPOINT_NAME}.part*")) from None
         checked = whole.read_bytes()
-        whole.unlink()
-    with directory_lock(run_dir):  # refused while a running experiment trains this run
+    with _all_or_nothing(run_dir) as written, directory_lock(run_dir):  # the lock: refused while an experiment trains it
         if (run_dir / CHECKPOINT_NAME).exists():
-            sys.exit(f"{run_dir} already holds a run")
+            raise SeqGANError(f"{run_dir} already holds a run")
         for name in FILES:
+            written.append(run_dir / name)
             shutil.copyfile(exported / name, run_dir / name)
-        (run_dir / CHECKPOINT_NAME).write_bytes(checked)  # last: the experiment sees a whole run or none
+        written.append(run_dir / f"{CHECKPOINT_NAME}.tmp")
+        written[-1].write_bytes(checked)
+        written[-1].replace(run_dir / CHECKPOINT_NAME)  # last: the experiment sees a whole run or none
     print(f"imported {run_dir} ({len(parts)} parts); re-run the experiment command to collect it")
 
 

@@ -151,6 +151,29 @@ def test_sampling_a_run_with_missing_or_foreign_vocabulary(tmp_path):
     assert run_cli("sample", "--run", str(out), "--n", "2")[0] == 0
 
 
+def test_a_changed_corpus_stops_resume_and_evaluate_before_the_run_changes(tmp_path):
+    """The corpus file edited after the run started: `train --resume` and `evaluate` stop with one
+    line (vocabulary grown, or the same vocabulary with other lines) and leave the run's vocab.json
+    and config.json as they were; the original file back, the run resumes to the end."""
+    from seqgan.train import Interrupted
+
+    data = write(tmp_path / "c.txt", LINES)
+    cfg = preset("tiny")
+    cfg.data.corpus = str(data)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train(cfg, out, progress=False, should_stop=lambda: True)  # checkpointed after the first step
+    kept = {name: (out / name).read_bytes() for name in ("vocab.json", "config.json")}
+    for edited, differs in ((LINES + ["新的一行字"], "its vocabulary differs"), (LINES[:-1] + LINES[:1], "its lines differ")):
+        write(data, edited)
+        for command in (["train", "--resume", str(out)], ["evaluate", "--run", str(out), "--n", "5"]):
+            one_line_error(*run_cli(*command)[::2], f"{data} has changed since the run in {out} started ({differs})")
+        assert {name: (out / name).read_bytes() for name in kept} == kept
+    write(data, LINES)
+    code, _, err = run_cli("train", "--resume", str(out), "--no-progress")
+    assert code == 0, err
+
+
 def test_gzip_corpus_and_bad_gzip(tmp_path):
     import gzip
 

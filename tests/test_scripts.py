@@ -58,7 +58,7 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     for key in ("generator", "discriminator"):
         assert state_sha256(got[key]) == state_sha256(want[key])
     assert _metrics(here / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
-    with pytest.raises(SystemExit, match="already holds a run"):
+    with pytest.raises(SeqGANError, match="already holds a run"):
         table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
 
 
@@ -179,3 +179,164 @@ def test_bad_arguments_are_one_usage_line(args, message):
                             env={**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+SCRIPTS = SCRIPT.parent
+
+
+def _one_line_error(script, args, code, message):
+    """Run scripts/SCRIPT with ARGS: exit CODE, no traceback, MESSAGE in the last stderr line (the
+    only line, for an error past argument parsing: argparse's usage errors add a usage line)."""
+    result = subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(SCRIPTS.parent / "src")})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code and "Traceback" not in result.stderr, result.stderr
+    assert lines and lines[-1].startswith(f"{script}: error: ") and message in lines[-1], result.stderr
+    assert code == 2 or len(lines) == 1, result.stderr
+    assert result.stdout == ""
+
+
+def _experiment_dirs(tmp_path):
+    """Directories as the audit found them: a missing one, experiment.json not JSON / Latin-1 /
+    without a config, a paper-oracle record whose table1.json is broken, a synthetic experiment."""
+    paper = json.dumps({"experiment": "table1", "config": {"data": {"oracle": "paper"}}})
+    files = {
+        "notjson": {"experiment.json": "{not json"},
+        "latin1": {"experiment.json": "caf\xe9".encode("latin-1")},
+        "noconfig": {"experiment.json": json.dumps({"experiment": "table1"})},
+        "table1_notjson": {"experiment.json": paper, "table1.json": "[1, 2"},
+        "table1_noruns": {"experiment.json": paper, "table1.json": json.dumps({"seeds": 1})},
+        "table1_badrun": {"experiment.json": paper, "table1.json": json.dumps({"runs": [{"method": "mle"}]})},
+        "synthetic": {"experiment.json": json.dumps({"experiment": "table1", "config": preset("tiny").to_dict()})},
+    }
+    for name, content in files.items():
+        (tmp_path / name).mkdir()
+        for file, text in content.items():
+            (tmp_path / name / file).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, code, message", [
+    ([], 2, "the following arguments are required: DIR"),
+    (["missing"], 1, "missing is not a directory"),
+    (["notjson"], 1, "notjson/experiment.json is not UTF-8 JSON"),
+    (["latin1"], 1, "latin1/experiment.json is not UTF-8 JSON"),
+    (["noconfig"], 1, "records no config.data.oracle"),
+    (["synthetic"], 1, "data.oracle is 'random'; this script scores against the paper's oracle only"),
+    (["table1_notjson"], 1, "table1_notjson/table1.json is not UTF-8 JSON"),
+    (["table1_noruns"], 1, "table1_noruns/table1.json holds no list of runs"),
+    (["table1_badrun"], 1, "table1_badrun/table1.json: run 0 is not as written"),
+])
+def test_rescore_samples_bad_input_is_one_line(tmp_path, args, code, message):
+    root = _experiment_dirs(tmp_path)
+    _one_line_error("rescore_samples.py", [root / a for a in args], code, message)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["missing"], 1, "missing is not a directory"),
+    (["notjson"], 1, "notjson/experiment.json holds no readable config"),
+    (["synthetic"], 1, "is a synthetic (oracle) experiment; BLEU against reference sets needs a corpus experiment"),
+    (["synthetic", "--n", "0"], 2, "argument --n: needs a whole number >= 1"),
+])
+def test_bleu_reference_sets_bad_input_is_one_line(tmp_path, args, code, message):
+    root = _experiment_dirs(tmp_path)
+    _one_line_error("bleu_reference_sets.py", [a if a.startswith("-") or a.isdigit() else root / a for a in args],
+                    code, message)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    ([], 2, "the following arguments are required: EXPERIMENT_DIR, OUT_DIR"),
+    (["missing", "out"], 1, "missing is not a directory"),
+    (["synthetic", "out"], 1, "pretrain-mle-seed88 holds no finished pre-training"),
+    (["synthetic", "out", "x"], 2, "argument SEED: invalid int value: 'x'"),
+    (["synthetic", "out", "-1"], 1, "run.seed must be in [0, 2^63), got -1"),
+])
+def test_ss_per_epoch_bad_input_is_one_line(tmp_path, args, code, message):
+    root = _experiment_dirs(tmp_path)
+    _one_line_error("ss_per_epoch.py", [root / a for a in args[:2]] + args[2:], code, message)
+    assert not (root / "out").exists()
+
+
+FILES_EXPORTED = ("config.json", "metrics.jsonl", "samples.txt", "temperatures.json")
+
+
+def _exported(directory, parts=True, files=FILES_EXPORTED):
+    """A directory laid out as `export` writes one (its part not a real checkpoint), or a run directory."""
+    directory.mkdir(parents=True)
+    if parts:
+        (directory / "checkpoint.pt.part00").write_bytes(b"not a checkpoint")
+    for name in files:
+        (directory / name).write_text(name)
+    return directory
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "seqgan-seed88 is not a directory (one that `table1_row.py export` wrote)"),
+    ("empty", "seqgan-seed88 holds no checkpoint.pt.part* files"),
+    ("no_files", "seqgan-seed88 lacks metrics.jsonl, temperatures.json"),
+])
+def test_import_of_what_is_not_an_export_is_refused_before_anything_is_written(tmp_path, case, message):
+    table1_row = _script()
+    assert table1_row.FILES == FILES_EXPORTED
+    exported = tmp_path / "carried" / "seqgan-seed88"
+    if case == "empty":
+        exported.mkdir(parents=True)
+    elif case == "no_files":
+        _exported(exported, files=("config.json", "samples.txt"))
+    with pytest.raises(SystemExit) as refused:
+        table1_row.main(["import", str(exported), str(tmp_path / "experiment")])
+    assert refused.value.code.startswith("table1_row.py: error: ") and message in refused.value.code
+    assert not (tmp_path / "experiment").exists()
+
+
+def test_import_that_fails_part_way_leaves_no_half_imported_run(tmp_path, monkeypatch):
+    """A copy failing after config.json and metrics.jsonl (here: a full disk) leaves no run directory
+    (the experiment's other runs untouched); once the disk has room, the same import goes through."""
+    table1_row = _script()
+    exported = _exported(tmp_path / "carried" / "seqgan-seed88")
+    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: None)  # the parts here are not a real checkpoint
+    other = tmp_path / "experiment" / "runs" / "mle-seed88"
+    other.mkdir(parents=True)
+    (other / "checkpoint.pt").write_text("another run")
+    copyfile, copied = shutil.copyfile, []
+
+    def full_disk(src, dst):
+        if len(copied) == 2:
+            raise OSError(28, "No space left on device")
+        copied.append(dst)
+        return copyfile(src, dst)
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    with pytest.raises(SystemExit) as failed:
+        table1_row.main(["import", str(exported), str(tmp_path / "experiment")])
+    assert failed.value.code == "table1_row.py: error: [Errno 28] No space left on device"
+    assert [p.name for p in (tmp_path / "experiment" / "runs").iterdir()] == ["mle-seed88"]
+    assert (other / "checkpoint.pt").read_text() == "another run"
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    table1_row.main(["import", str(exported), str(tmp_path / "experiment")])
+    run_dir = tmp_path / "experiment" / "runs" / "seqgan-seed88"
+    assert (run_dir / "checkpoint.pt").read_bytes() == b"not a checkpoint"
+    assert all((run_dir / name).read_text() == name for name in FILES_EXPORTED)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_sweep", "lacks temperatures.json; nothing exported"),
+    ("full_disk", "cannot write checkpoint"),
+])
+def test_export_that_fails_leaves_no_partial_export(tmp_path, monkeypatch, case, message):
+    """A run without its temperature sweep is refused before anything is written; a checkpoint that
+    cannot be written (a full disk) takes back the files already copied and the directory made."""
+    table1_row = _script()
+    run_dir = _exported(tmp_path / "runs" / "seqgan-seed88", parts=False,
+                        files=FILES_EXPORTED[:3] if case == "no_sweep" else FILES_EXPORTED)
+    (run_dir / "checkpoint.pt").write_text("a finished run")
+    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: (preset("tiny"), {"phase": "done"}))
+
+    def full_disk(path, cfg, **state):
+        raise SeqGANError(f"cannot write checkpoint {path}: No space left on device; no checkpoint was written")
+
+    monkeypatch.setattr(table1_row, "save_checkpoint", full_disk)
+    with pytest.raises(SystemExit) as failed:
+        table1_row.main(["export", str(run_dir), str(tmp_path / "out" / "seqgan-seed88")])
+    assert failed.value.code.startswith("table1_row.py: error: ") and message in failed.value.code
+    assert not (tmp_path / "out").exists()

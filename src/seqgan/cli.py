@@ -137,13 +137,16 @@ def _summary(records: list[dict], method: str = "seqgan", paper_oracle: bool = T
     return "\n".join(lines)
 
 
-def _check_corpus(cfg: Config) -> None:
+def _check_corpus(cfg: Config, resumed: Path | None = None) -> None:
     """Load the run's corpus once up front (on a copy of the config) so a bad file is a one-line
-    error before anything is created."""
+    error before anything is created, or for the ``resumed`` run, before anything changes."""
     if cfg.data.corpus:
+        from .data import check_run_corpus
         from .train import resolve_corpus
 
-        resolve_corpus(Config.from_dict(cfg.to_dict()))
+        corpus = resolve_corpus(Config.from_dict(cfg.to_dict()))
+        if resumed is not None:
+            check_run_corpus(corpus, resumed, cfg.data.corpus)
 
 
 def _progress(args) -> bool:
@@ -245,7 +248,7 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
         raise SeqGANError(f"--device {cfg.run.device} under torchrun would put every process on one GPU; "
                           "use --device cuda (each process takes GPU LOCAL_RANK)")
     resolve_device(cfg.run.device)  # fail before creating or changing anything
-    _check_corpus(cfg)  # a bad corpus file stops here, before the run dir exists
+    _check_corpus(cfg, run_dir if resume else None)  # a bad corpus file stops here, before the run dir exists
     if cfg.run.tensorboard:
         tensorboard_writer_class()
     if resume:
@@ -351,7 +354,7 @@ def cmd_sample(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .bleu import bleu, self_bleu
-    from .data import load_corpus
+    from .data import check_run_corpus, load_corpus
     from .metrics import nll_oracle, nll_test
     from .oracle import build_oracle, oracle_test_samples
 
@@ -364,7 +367,9 @@ def cmd_evaluate(args) -> int:
         hypotheses, references = samples.tolist(), test.tolist()
         result = {"nll_oracle": nll_oracle(oracle, samples)}
     else:
-        test = load_corpus(cfg.data).test.to(samples.device)
+        corpus = load_corpus(cfg.data)
+        check_run_corpus(corpus, Path(args.run), cfg.data.corpus)
+        test = corpus.test.to(samples.device)
         hypotheses = [vocab.decode(row) for row in samples.tolist()]
         references = [vocab.decode(row) for row in test.tolist()]
         result = {}

@@ -12,6 +12,7 @@ the first EOS (`eos_mask`); the discriminator sees real and generated sequences 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 from collections import Counter
@@ -111,8 +112,13 @@ class Vocab:
     def text(self, ids: list[int]) -> str:
         return ("" if self.tokenize == "char" else " ").join(self.decode(ids))
 
-    def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps({"tokenize": self.tokenize, "tokens": self.tokens}, ensure_ascii=False))
+    def save(self, path: Path, corpus_sha256: str | None = None) -> None:
+        """The vocabulary as JSON; with ``corpus_sha256`` (`Corpus.fingerprint`) the corpus it was
+        built from, which `check_run_corpus` compares when the run is resumed or evaluated."""
+        held = {"tokenize": self.tokenize, "tokens": self.tokens}
+        if corpus_sha256 is not None:
+            held["corpus_sha256"] = corpus_sha256
+        Path(path).write_text(json.dumps(held, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: Path, vocab_size: int | None = None) -> Vocab:
@@ -143,6 +149,33 @@ class Corpus:
     @property
     def seq_len(self) -> int:
         return self.train.shape[1]
+
+    def fingerprint(self) -> str:
+        """sha256 of what a run trains and is scored on: the vocabulary and the encoded splits."""
+        digest = hashlib.sha256(json.dumps([self.vocab.tokenize, self.vocab.tokens]).encode())
+        for split in (self.train, self.valid, self.test):
+            digest.update(str(tuple(split.shape)).encode())
+            digest.update(split.numpy().tobytes())
+        return digest.hexdigest()
+
+
+def check_run_corpus(corpus: Corpus, run_dir: Path, corpus_name: str) -> None:
+    """Stop with one line unless ``corpus`` (just loaded from ``corpus_name``) is the one the run in
+    ``run_dir`` was trained on: the same vocabulary as its vocab.json and, where vocab.json records
+    it, the same `Corpus.fingerprint` (a file edited to the same vocabulary is caught too)."""
+    path = Path(run_dir) / VOCAB_NAME
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+        tokens, recorded = held["tokens"], held.get("corpus_sha256")
+    except FileNotFoundError:
+        raise SeqGANError(f"vocabulary file missing: {path} (the run was trained on a corpus and needs it)") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise SeqGANError(f"{path}: not a seqgan vocabulary file") from None
+    differs = ("its vocabulary differs" if tokens != corpus.vocab.tokens
+               else "its lines differ" if recorded is not None and recorded != corpus.fingerprint() else None)
+    if differs:
+        raise SeqGANError(f"{corpus_name} has changed since the run in {run_dir} started ({differs}); "
+                          "restore the file the run was trained on")
 
 
 def load_corpus(d: DataConfig) -> Corpus:

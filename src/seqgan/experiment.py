@@ -38,7 +38,7 @@ import torch
 from .checkpoint import CHECKPOINT_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, load_checkpoint, restore
 from .config import Config, SeqGANError, check_seed, set_field
 from .bleu import bleu, self_bleu
-from .data import VOCAB_NAME, Vocab, load_corpus, pad_after_eos
+from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_test_samples
 from .train import (PROGRESS_LINE_SECONDS, Interrupted, build_generator, keep_freed_memory, latest_nll,
@@ -145,6 +145,8 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
     state["phase"], state["step"] = start_phase, s.mle_epochs if start_phase == "mle" else s.d_pretrain_rounds
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(start_from / METRICS_NAME, run_dir / METRICS_NAME)
+    if (start_from / VOCAB_NAME).is_file():  # a corpus run continues its pre-training's vocabulary
+        shutil.copyfile(start_from / VOCAB_NAME, run_dir / VOCAB_NAME)
     train(cfg, run_dir, progress, resume=state, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
 
 
@@ -193,6 +195,7 @@ def _corpus_sweep(cfg: Config, generator, run_dir: Path, temperatures) -> list[d
     """BLEU-2..4 of SAMPLES_KEPT samples against the test split, their Self-BLEU-2..4, and NLL-test,
     at each temperature."""
     corpus = load_corpus(cfg.data)
+    check_run_corpus(corpus, run_dir, cfg.data.corpus)
     vocab = Vocab.load(run_dir / VOCAB_NAME, cfg.data.vocab_size)
     device = generator.out.weight.device
     test = corpus.test.to(device)

@@ -37,7 +37,7 @@ from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAM
 from .config import Config, SeqGANError
 from .discriminator import Discriminator, WeightCopy
 from .generator import Generator
-from .data import BOS, VOCAB_NAME, Corpus, eos_mask, load_corpus, pad_after_eos
+from .data import BOS, VOCAB_NAME, Corpus, check_run_corpus, eos_mask, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
 from .oracle import build_oracle, oracle_samples, oracle_test_samples
 from .rollout import RolloutPolicy, as_reward, rollout_rewards
@@ -668,11 +668,13 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     started = time.perf_counter()
     main = dist.is_main()  # data-parallel: rank 0 alone writes files
     corpus = resolve_corpus(cfg) if cfg.data.corpus else None
+    if corpus is not None and resume is not None:  # before the run's files change
+        check_run_corpus(corpus, run_dir, cfg.data.corpus)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         if corpus is not None:
-            corpus.vocab.save(run_dir / VOCAB_NAME)
+            corpus.vocab.save(run_dir / VOCAB_NAME, corpus.fingerprint())
     log = (RunLog(run_dir / METRICS_NAME, started, keep=resume["log_lines"] if resume else 0,
                   tensorboard=cfg.run.tensorboard) if main else _NoLog())
     lines = ProgressLines(run_dir.name, report_every, log) if main and report_every else None
