@@ -1,5 +1,24 @@
+"""`python -m seqgan` and the `seqgan` command (`run`): a Ctrl-C while torch is still being
+imported ends with one line too, like one at any later point."""
+
+import signal
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def run() -> None:
+    # A KeyboardInterrupt raised inside torch's C++ initialisation aborts the process (SIGABRT, a
+    # C++ "terminate called" message): during the import a Ctrl-C is only noted, then obeyed.
+    noted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    try:
+        from .cli import main
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if noted:
+        print("seqgan: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

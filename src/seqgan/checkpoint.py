@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ LOCK_NAME = ".lock"  # held by the process writing a run or experiment directory
 # run's generator needs the first three, resuming it all.
 STATE_KEYS = ("phase", "step", "generator", "log_lines", "rng", "discriminator", "mle_optimizer", "adv_optimizer",
               "d_optimizer")
+PHASES = ("init", "mle", "d_pretrain", "adversarial", "done")  # a checkpoint's "phase": the last one completed
 
 
 def _message_line(e: Exception, last: bool = False) -> str:
@@ -107,6 +109,8 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
     """(config, payload) of a checkpoint, checked to hold a generator (and, to ``resume`` an
     unfinished run, all of `STATE_KEYS`); anything else stops with one line."""
     path = Path(path)
+    if path.is_dir():
+        raise SeqGANError(f"checkpoint {path} is a directory, not a file")
     if not path.is_file():
         raise SeqGANError(f"checkpoint not found: {path}")
     try:
@@ -117,7 +121,9 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
         with open(path, "rb") as f:
             zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
         detail = _message_line(e).split(". ")[0].rstrip(".")  # torch adds "This is an internal error…"
-        reason = (f"a damaged or truncated archive: {detail[:100]}" if zipped
+        reason = ("it holds Python objects a seqgan checkpoint never has, so it is not unpickled"
+                  if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in str(e)
+                  else f"a damaged or truncated archive: {detail[:100]}" if zipped
                   else "not a zip archive as torch.save writes: truncated or another format")
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({reason})") from None
     if not isinstance(payload, dict) or "format_version" not in payload or "config" not in payload:
@@ -137,7 +143,34 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
     missing = [key for key in needed if key not in payload]
     if missing:
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint (missing {missing[0]!r})")
+    bad = _malformed(payload, needed is STATE_KEYS)
+    if bad:  # only where no checksum vouches for the writer (older checkpoints) or one was forged
+        raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint (its {bad!r} is not as "
+                          "seqgan writes it)")
+    for key in ("generator", "discriminator"):
+        if key in payload and not all(v.isfinite().all() for v in payload[key].values() if v.is_floating_point()):
+            raise SeqGANError(f"checkpoint {path}: the {key}'s weights are not all finite (NaN or inf)")
     return cfg, payload
+
+
+def _malformed(payload: dict, resume: bool) -> str | None:
+    """The first entry of a loaded checkpoint that is not as `train` writes it, else None."""
+    if payload["phase"] not in PHASES:
+        return "phase"
+    if type(payload["step"]) is not int:
+        return "step"
+    for key in ("generator", "discriminator"):
+        if key in payload and not (isinstance(payload[key], dict)
+                                   and all(isinstance(v, torch.Tensor) for v in payload[key].values())):
+            return key
+    if resume:
+        if type(payload["log_lines"]) is not int:
+            return "log_lines"
+        rng = payload["rng"]
+        if not (isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor)
+                and isinstance(rng.get("numpy"), list) and isinstance(rng.get("python"), list)):
+            return "rng"
+    return None
 
 
 # An optimizer's per-machine settings: a checkpoint written on a CPU resumes on a GPU (where the

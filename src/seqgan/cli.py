@@ -213,7 +213,7 @@ def _train(args, main: bool) -> int:
 def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
     from . import dist
     from .checkpoint import directory_lock, run_checkpoint
-    from .train import PROGRESS_LINE_SECONDS, resolve_device, tensorboard_writer_class, train
+    from .train import PROGRESS_LINE_SECONDS, read_metrics, resolve_device, tensorboard_writer_class, train
 
     def say(message: str) -> None:
         if main:
@@ -236,6 +236,8 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
         if error:
             raise SeqGANError(error)
         cfg, resume = run_checkpoint(run_dir, resume=True)
+        if resume["phase"] != "done":  # the log lines the checkpoint keeps: a damaged one stops here, before
+            read_metrics(run_dir / METRICS_NAME, lines=resume["log_lines"])  # "resuming" is said
         _apply_run_flags(cfg, args)
         cfg.validate()  # the flags just applied (e.g. --device)
         if resume["phase"] == "done":
@@ -433,8 +435,13 @@ def cmd_plot(args) -> int:
     fig.suptitle(f"seqgan run {run_dir}")
     fig.tight_layout()
     out = Path(args.out) if args.out else run_dir / "learning_curves.png"
+    if out.is_dir():
+        raise SeqGANError(f"--out {out} is a directory; name the image file (e.g. {out / 'learning_curves.png'})")
     if not out.suffix:  # matplotlib would add .png itself; say the file it writes
         out = out.with_suffix(".png")
+    formats = fig.canvas.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise SeqGANError(f"--out {out}: unknown image format {out.suffix!r} (choose from {', '.join(sorted(formats))})")
     fig.savefig(out, dpi=110)
     plt.close(fig)
     print(f"wrote {out}")
@@ -736,10 +743,10 @@ def _error_line(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .train import keep_freed_memory
-
-    keep_freed_memory()
     try:
+        from .train import keep_freed_memory
+
+        keep_freed_memory()
         return args.func(args)
     except SeqGANError as e:
         _error_line(f"seqgan: error: {e}")
@@ -747,6 +754,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error_line("seqgan: interrupted")
         return 130
+    except (MemoryError, RuntimeError) as e:  # sizes too large for the machine: --set, --n or --jobs
+        text = str(e).strip()
+        if not (isinstance(e, MemoryError) or any(k in text.lower() for k in ("allocate memory", "out of memory",
+                                                                              "not enough memory"))):
+            raise
+        message = text.splitlines()[0] if text else type(e).__name__
+        _error_line(f"seqgan: error: out of memory ({message[:160]}); choose smaller sizes")
+        return 1
     except OSError as e:
         where = f" {e.filename}:" if getattr(e, "filename", None) else ""
         _error_line(f"seqgan: error:{where} {e.strerror or e}")

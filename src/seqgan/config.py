@@ -208,6 +208,11 @@ class Config:
         for name, value in non_negative.items():
             if value < 0:
                 raise SeqGANError(f"{name} must be >= 0, got {value}")
+        for name, value in {"data.vocab_size": d.vocab_size, "data.emb_dim": d.emb_dim,
+                            "data.hidden_dim": d.hidden_dim, "generator.emb_dim": g.emb_dim,
+                            "generator.hidden_dim": g.hidden_dim, "data.num_train": d.num_train}.items():
+            if value > 2 ** 31 - 1:  # one tensor dimension; memory runs out long before
+                raise SeqGANError(f"{name} = {value} is beyond any tensor dimension (at most 2147483647)")
         if d.oracle not in ("paper", "random"):
             raise SeqGANError(f"data.oracle must be 'paper' or 'random', got {d.oracle!r}")
         if d.tokenize not in ("char", "word"):

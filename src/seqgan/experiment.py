@@ -516,8 +516,10 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
                               "choose another --out")
         try:  # through the current Config, so fields added since it was written take their defaults
             held_config = Config.from_dict(held.get("config", {})).to_dict()
-        except (SeqGANError, AttributeError, TypeError, ValueError):  # not a config at all
-            held_config = None
+        except (SeqGANError, AttributeError, TypeError, ValueError) as e:  # not a config this seqgan reads
+            reason = e if isinstance(e, SeqGANError) else "not a config"
+            raise SeqGANError(f"{path} holds a config this seqgan cannot read ({reason}); choose another --out") \
+                from None
         if held.get("experiment") != name or held_config != base.to_dict():
             raise SeqGANError(f"{out} holds a different experiment or config ({held.get('experiment')}); "
                               "choose another --out")

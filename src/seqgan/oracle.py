@@ -29,15 +29,27 @@ def paper_oracle_path():
 def load_oracle_params(path) -> dict[str, np.ndarray]:
     """Read oracle arrays from an .npz file (no pickle)."""
     try:
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"
+        if not zipped:  # np.load would try it as a pickle and say so
+            raise SeqGANError(f"cannot read oracle file {path}: not an .npz archive (numpy.savez writes one)")
         with np.load(path, allow_pickle=False) as f:
             params = {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise SeqGANError(f"oracle file not found: {path}") from None
+    except IsADirectoryError:
+        raise SeqGANError(f"oracle file {path} is a directory") from None
+    except SeqGANError:
+        raise
     except Exception as e:  # zip / format errors from numpy
-        raise SeqGANError(f"cannot read oracle file {path}: {e}") from None
+        raise SeqGANError(f"cannot read oracle file {path}: {str(e).splitlines()[0][:120]}") from None
     missing = [k for k in _PAPER_ARRAYS if k not in params]
     if missing:
         raise SeqGANError(f"oracle file {path} lacks arrays: {', '.join(missing)}")
+    for name in _PAPER_ARRAYS:
+        if not np.issubdtype(params[name].dtype, np.floating) or not np.isfinite(params[name]).all():
+            raise SeqGANError(f"oracle file {path}: {name} is not all finite floating-point numbers "
+                              f"(dtype {params[name].dtype})")
     if params["embedding"].ndim != 2 or params["U_i"].ndim != 2:
         raise SeqGANError(f"oracle file {path}: embedding and U_i must be matrices")
     (vocab, emb), hidden = params["embedding"].shape, params["U_i"].shape[0]

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
-from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, restore,
+from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, PHASES, SAMPLES_NAME, directory_lock, restore,
                          save_checkpoint)
 from .config import Config, SeqGANError
 from .discriminator import Discriminator, WeightCopy
@@ -503,19 +503,31 @@ def tensorboard_writer_class():
     return SummaryWriter
 
 
-def read_metrics(path: Path, required: bool = True) -> list[dict]:
-    """The records of a metrics.jsonl; errors name the line. Not ``required``: [] if absent or empty."""
+def read_metrics(path: Path, required: bool = True, lines: int | None = None) -> list[dict]:
+    """The records of a metrics.jsonl (its first ``lines`` only, if given: what a checkpoint
+    keeps, so a line being written after it does not matter); errors name the line. Each record
+    is an object with a ``phase`` string, an integer ``step``, ``elapsed_s`` and otherwise numbers.
+    Not ``required``: [] if absent or empty."""
     path = Path(path)
     if not path.is_file():
         if required:
             raise SeqGANError(f"no metrics log in {path.parent} (expected {path.name})")
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SeqGANError(f"{path}: not UTF-8 text (a damaged metrics log)") from None
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines()[:lines], start=1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             raise SeqGANError(f"{path}:{number}: not a JSON line") from None
+        if not (isinstance(record, dict) and isinstance(record.get("phase"), str) and type(record.get("step")) is int
+                and "elapsed_s" in record and all(type(v) in (int, float) for k, v in record.items()
+                                                  if k not in ("phase", "step"))):
+            raise SeqGANError(f"{path}:{number}: not a metrics record (phase, integer step, elapsed_s, numbers)")
+        records.append(record)
     if not records and required:
         raise SeqGANError(f"{path}: empty metrics log")
     return records
@@ -538,7 +550,7 @@ class RunLog:
     def __init__(self, path: Path, started: float, keep: int = 0, tensorboard: bool = False):
         self.path = Path(path)
         self.writer = tensorboard_writer_class()(str(self.path.parent / "tensorboard")) if tensorboard else None
-        self.records = read_metrics(self.path)[:keep] if keep else []
+        self.records = read_metrics(self.path, lines=keep) if keep else []
         self.started = started - (self.records[-1]["elapsed_s"] if self.records else 0.0)
         self.path.write_text("".join(json.dumps(record) + "\n" for record in self.records))
 
@@ -612,9 +624,6 @@ def latest_nll(records: list[dict]) -> tuple[str, dict] | None:
             if isinstance(record.get(key), (int, float)):
                 return key, record
     return None
-
-
-PHASES = ("init", "mle", "d_pretrain", "adversarial", "done")
 
 
 class Interrupted(Exception):

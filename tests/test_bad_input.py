@@ -1,0 +1,191 @@
+"""Damaged files and impossible sizes end in one line naming the problem, exit != 0, nothing lost:
+metrics logs, checkpoints written by hand or by an older seqgan, oracle files, experiment
+records, sizes beyond the machine, and a Ctrl-C while torch is still importing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from seqgan.checkpoint import payload_sha256
+from seqgan.cli import main
+
+TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
+    return out
+
+
+def one_line(code, capsys, *needles):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("seqgan: error:") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def copy_run(tiny_run, tmp_path, name, metrics=None, **edits):
+    """A copy of the tiny run with its checkpoint edited (``None`` drops a key) and, if given, its
+    metrics log replaced; ``sha256=False`` writes it as an older seqgan did, without a checksum."""
+    run = tmp_path / name
+    run.mkdir()
+    payload = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    checksum = edits.pop("sha256", True)
+    payload = {k: v for k, v in {**payload, **edits}.items() if v is not None and k != "sha256"}
+    if checksum:
+        payload["sha256"] = payload_sha256(payload)
+    torch.save(payload, run / "checkpoint.pt")
+    for name in ("config.json", "samples.txt"):
+        (run / name).write_bytes((tiny_run / name).read_bytes())
+    (run / "metrics.jsonl").write_bytes(metrics if metrics is not None else (tiny_run / "metrics.jsonl").read_bytes())
+    return run
+
+
+@pytest.mark.parametrize("metrics, needle", [
+    (b'{"phase": "mle", "step": 0, "elapsed_s": 0.1, "note": "caf\xe9"}\n', "not UTF-8 text"),
+    (b"[1, 2]\n", "metrics.jsonl:1: not a metrics record"),
+    (b'{"a": 1}\n', "metrics.jsonl:1: not a metrics record"),
+    (b'{"phase": "mle", "step": "1", "elapsed_s": 0.1}\n', "metrics.jsonl:1: not a metrics record"),
+    (b'{"phase": "mle", "step": 1}\n', "metrics.jsonl:1: not a metrics record"),
+])
+def test_a_damaged_metrics_log_is_one_line_in_plot_and_resume(tiny_run, tmp_path, capsys, metrics, needle):
+    run = copy_run(tiny_run, tmp_path, "r", metrics=metrics, phase="mle", step=1, log_lines=1)
+    kept = (run / "checkpoint.pt").read_bytes()
+    pytest.importorskip("matplotlib")
+    one_line(main(["plot", str(run)]), capsys, needle)
+    one_line(main(["train", "--resume", str(run), "--no-progress"]), capsys, needle)
+    assert (run / "checkpoint.pt").read_bytes() == kept
+
+
+def test_a_partial_line_after_the_checkpoint_does_not_block_resume(tiny_run, tmp_path, capsys):
+    """The checkpoint keeps the log's first lines; a line cut while being written after them is
+    dropped on resume, as every later line is."""
+    lines = (tiny_run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    done = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    run = copy_run(tiny_run, tmp_path, "r", metrics=b"".join(lines[:2]) + b'{"phase": "ml', phase="mle", step=1,
+                   log_lines=2)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == len(lines) == done["log_lines"]
+
+
+def test_plot_to_an_unknown_format_or_a_directory_is_one_line(tiny_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    one_line(main(["plot", str(tiny_run), "--out", str(tmp_path / "p.xyz")]), capsys, "unknown image format '.xyz'")
+    one_line(main(["plot", str(tiny_run), "--out", str(tmp_path)]), capsys, "is a directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("edits, needle", [
+    ({"phase": "bogus"}, "its 'phase' is not as seqgan writes it"),
+    ({"step": "3"}, "its 'step' is not as seqgan writes it"),
+    ({"generator": "weights"}, "its 'generator' is not as seqgan writes it"),
+    ({"phase": "mle", "log_lines": "2"}, "its 'log_lines' is not as seqgan writes it"),
+    ({"phase": "mle", "rng": {"python": 1}}, "its 'rng' is not as seqgan writes it"),
+])
+@pytest.mark.parametrize("sha256", [True, False])
+def test_a_checkpoint_not_as_seqgan_writes_it_is_one_line(tiny_run, tmp_path, capsys, edits, needle, sha256):
+    run = copy_run(tiny_run, tmp_path, "r", sha256=sha256, **edits)
+    command = ["train", "--resume", str(run)] if edits.get("phase") == "mle" else ["inspect", str(run)]
+    one_line(main(command), capsys, needle)
+
+
+def test_a_checkpoint_with_non_finite_weights_is_one_line(tiny_run, tmp_path, capsys):
+    payload = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    generator = {k: v.clone() for k, v in payload["generator"].items()}
+    next(v for v in generator.values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    run = copy_run(tiny_run, tmp_path, "r", generator=generator)
+    for command in (["sample", "--run", str(run), "--n", "2"], ["evaluate", "--run", str(run), "--n", "4"]):
+        one_line(main(command), capsys, "the generator's weights are not all finite")
+
+
+def test_a_checkpoint_holding_other_python_objects_is_refused_not_unpickled(tiny_run, tmp_path, capsys):
+    run = copy_run(tiny_run, tmp_path, "r")
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    torch.save({**payload, "extra": Stranger()}, run / "checkpoint.pt")  # an intact archive, not seqgan's
+    one_line(main(["sample", "--run", str(run), "--n", "2"]), capsys, "holds Python objects", "not unpickled")
+    (tmp_path / "d" / "checkpoint.pt").mkdir(parents=True)
+    one_line(main(["sample", "--run", str(tmp_path / "d"), "--n", "2"]), capsys, "is a directory, not a file")
+
+
+class Stranger:
+    """An object no seqgan checkpoint holds."""
+
+
+def _oracle_arrays(**edits):
+    arrays = dict(np.load(os.path.join(os.path.dirname(__import__("seqgan").__file__), "data",
+                                       "seqgan_oracle_params.npz")))
+    return {**arrays, **edits}
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("text", "not an .npz archive"),
+    ("strings", "embedding is not all finite floating-point numbers"),
+    ("nan", "b_out is not all finite floating-point numbers"),
+])
+def test_a_bad_oracle_file_is_one_line(tmp_path, capsys, kind, needle):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1 2 3\n4 5 6\n")
+    oracle = tmp_path / "o.npz"
+    if kind == "text":
+        oracle.write_text("not an archive\n")
+    else:
+        base = _oracle_arrays()
+        edit = ({"embedding": np.full(base["embedding"].shape, "a")} if kind == "strings"
+                else {"b_out": np.full(base["b_out"].shape, np.nan, dtype=np.float32)})
+        np.savez(oracle, **{**base, **edit})
+    one_line(main(["score-oracle", str(ids), "--oracle", str(oracle)]), capsys, needle)
+
+
+def test_an_experiment_record_with_an_unreadable_config_is_named(tmp_path, capsys):
+    out = tmp_path / "ex"
+    out.mkdir()
+    from seqgan.config import preset
+
+    config = preset("tiny").to_dict()
+    config["generator"]["nope"] = 1
+    (out / "experiment.json").write_text(json.dumps({"experiment": "table1", "config": config}))
+    one_line(main(["experiment", "table1", "--preset", "tiny", "--seeds", "1", "--out", str(out), "--no-progress"]),
+             capsys, "experiment.json holds a config this seqgan cannot read", "generator.nope")
+
+
+def test_sizes_beyond_the_machine_are_one_line(tmp_path, capsys, monkeypatch):
+    one_line(main(["train", "--preset", "tiny", "--set", "data.vocab_size=99999999999999999999",
+                   "--out", str(tmp_path / "a")]), capsys, "data.vocab_size", "beyond any tensor dimension")
+    assert not (tmp_path / "a").exists()
+    from seqgan import cli
+
+    def out_of_memory(args):  # what torch raises when an allocation fails (e.g. --set generator.hidden_dim=10**9)
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 4000000000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(cli, "cmd_sample", out_of_memory)
+    one_line(main(["sample", "--run", str(tmp_path), "--n", "2"]), capsys, "out of memory", "choose smaller sizes")
+
+    def a_bug(args):  # any other RuntimeError is a bug and keeps its traceback
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(cli, "cmd_sample", a_bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["sample", "--run", str(tmp_path), "--n", "2"])
+
+
+def test_ctrl_c_while_torch_imports_is_one_line():
+    """SIGINT 0.3 s after start, while `import torch` runs (~1-2 s): exit 130 and one line. Should
+    it land later, the command's own handling answers the same way."""
+    process = subprocess.Popen([sys.executable, "-m", "seqgan", "bench", "sampling"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["seqgan: interrupted"]
