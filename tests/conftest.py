@@ -1,7 +1,11 @@
 import pytest
 import torch
 
+from seqgan.cli import main
 from seqgan.config import preset
+
+# `seqgan train` flags for a run of a few seconds: the tiny preset, 2 MLE epochs, 1 adversarial step.
+TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
 
 
 @pytest.fixture(autouse=True)
@@ -13,6 +17,14 @@ def _seed_and_threads():
 @pytest.fixture
 def tiny_cfg():
     return preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished TINY_FAST run directory, one per test module (tests copy it before editing it)."""
+    out = tmp_path_factory.mktemp("run") / "r"
+    assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
+    return out
 
 
 @pytest.fixture

@@ -16,15 +16,6 @@ import torch
 from seqgan.checkpoint import payload_sha256
 from seqgan.cli import main
 
-TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "r"
-    assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
-    return out
-
 
 def one_line(code, capsys, *needles):
     err = capsys.readouterr().err

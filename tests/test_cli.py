@@ -15,14 +15,7 @@ from seqgan.metrics import nll_oracle
 from seqgan.oracle import build_oracle, oracle_samples
 from seqgan.train import read_metrics
 
-TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "r"
-    assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
-    return out
+from conftest import TINY_FAST
 
 
 def save_payload(payload: dict, path) -> None:

@@ -251,7 +251,7 @@ def _check_finite(loss: torch.Tensor, what: str, phase: str, step: int) -> float
     value = loss.item()
     if not math.isfinite(value):
         raise SeqGANError(f"{what} loss is {value} in phase {phase} at step {step}; stopping "
-                          "(checkpoints written before it are intact)")
+                          "(any checkpoint written before it is intact)")
     return value
 
 
