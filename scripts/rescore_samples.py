@@ -61,8 +61,8 @@ def rescore(out: Path, runs: list[dict]) -> int:
     print("method seed reported_nll_oracle rescored_2000 diff   (seqgan score-oracle SAMPLES --json)")
     worst, failed = 0.0, []
     for run in runs:
-        scored = subprocess.run([sys.executable, "-m", "seqgan", "score-oracle", str(out / run["samples"]), "--json"],
-                                capture_output=True, text=True)
+        command = ["score-oracle", str(out / run["samples"]), "--oracle", "paper", "--json"]
+        scored = subprocess.run([sys.executable, "-m", "seqgan", *command], capture_output=True, text=True)
         if scored.returncode != 0:
             failed.append(f"{run['samples']}: {scored.stderr.strip()}")
             continue

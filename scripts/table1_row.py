@@ -30,6 +30,7 @@ on the same machine, to go on.
 import argparse
 import contextlib
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -98,11 +99,15 @@ def run(experiment: Path, method: str, seed: int, preset_name: str | None = None
     print(f"trained {row.run_dir}")
 
 
+def _new_top(directory: Path) -> Path | None:
+    """The outermost folder that making ``directory`` would create (None: it exists)."""
+    return None if directory.exists() else next(p for p in (directory, *directory.parents) if p.parent.exists())
+
+
 @contextlib.contextmanager
-def _all_or_nothing(directory: Path):
-    """Should the block fail, the files it lists (in the yielded list) are removed, and
-    ``directory`` too if the block made it: no partial export or half-imported run is left."""
-    made = None if directory.exists() else next(p for p in (directory, *directory.parents) if p.parent.exists())
+def _all_or_nothing(made: Path | None):
+    """Should the block fail, the files it lists (in the yielded list) are removed, and the folder
+    ``made`` (`_new_top`, taken before) with it: no partial export or half-imported run is left."""
     written: list[Path] = []
     try:
         yield written
@@ -124,7 +129,7 @@ def export(run_dir: Path, out: Path) -> None:
         raise SeqGANError(f"{run_dir} lacks {', '.join(missing)}; nothing exported")
     if out.exists() and out.resolve() == run_dir.resolve():
         raise SeqGANError(f"{out} is the run directory itself; export to another directory")
-    with _all_or_nothing(out) as written:
+    with _all_or_nothing(_new_top(out)) as written:
         out.mkdir(parents=True, exist_ok=True)
         for name in FILES:
             written.append(out / name)
@@ -142,7 +147,7 @@ def export(run_dir: Path, out: Path) -> None:
 
 
 def import_(exported: Path, experiment: Path) -> None:
-    run_dir = experiment / "runs" / exported.resolve().name
+    run_dir = experiment / "runs" / Path(os.path.abspath(exported)).name  # `import . DIR` too
     if (run_dir / CHECKPOINT_NAME).exists():
         raise SeqGANError(f"{run_dir} already holds a run")
     # All checked before anything is written in EXPERIMENT_DIR:
@@ -162,7 +167,10 @@ def import_(exported: Path, experiment: Path) -> None:
         except SeqGANError as e:  # named by the parts, not the temporary file
             raise SeqGANError(str(e).replace(str(whole), f"{exported / CHECKPOINT_NAME}.part*")) from None
         checked = whole.read_bytes()
-    with _all_or_nothing(run_dir) as written, directory_lock(run_dir):  # the lock: refused while an experiment trains it
+    # Locked first (refused while an experiment trains this run), cleaned up inside the lock: a
+    # failure removes only what this import wrote, never a directory another process has taken.
+    made = _new_top(run_dir)  # before the lock makes it
+    with directory_lock(run_dir), _all_or_nothing(made) as written:
         if (run_dir / CHECKPOINT_NAME).exists():
             raise SeqGANError(f"{run_dir} already holds a run")
         for name in FILES:

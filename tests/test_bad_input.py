@@ -97,6 +97,7 @@ def test_a_checkpoint_with_non_finite_weights_is_one_line(tiny_run, tmp_path, ca
     run = copy_run(tiny_run, tmp_path, "r", generator=generator)
     for command in (["sample", "--run", str(run), "--n", "2"], ["evaluate", "--run", str(run), "--n", "4"]):
         one_line(main(command), capsys, "the generator's weights are not all finite")
+    assert main(["inspect", str(run)]) == 0  # a run that diverged can still be looked at
 
 
 def test_a_checkpoint_holding_other_python_objects_is_refused_not_unpickled(tiny_run, tmp_path, capsys):
@@ -171,12 +172,27 @@ def test_sizes_beyond_the_machine_are_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_ctrl_c_while_torch_imports_is_one_line():
-    """SIGINT 0.3 s after start, while `import torch` runs (~1-2 s): exit 130 and one line. Should
-    it land later, the command's own handling answers the same way."""
+    """SIGINT once torch's shared library is mapped, i.e. while `import torch` runs (~1-2 s; a
+    KeyboardInterrupt inside its C++ initialisation used to abort the process): exit 130 and one
+    line. Should it land after the import, the command's own handling answers the same way."""
     process = subprocess.Popen([sys.executable, "-m", "seqgan", "bench", "sampling"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while "libtorch" not in open(f"/proc/{process.pid}/maps").read() and time.monotonic() < deadline:
+        time.sleep(0.005)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130 and "Traceback" not in err, err
     assert err.strip().splitlines() == ["seqgan: interrupted"]
+
+
+def test_a_numbered_device_that_cannot_be_is_one_line(tiny_run, capsys):
+    for device in ("cpu:x", "cuda:x", f"cuda:{torch.cuda.device_count()}"):
+        one_line(main(["sample", "--run", str(tiny_run), "--n", "2", "--device", device]), capsys, device)
+
+
+def test_score_oracle_beside_an_unreadable_run_config_asks_for_the_oracle(tiny_run, tmp_path, capsys):
+    (tmp_path / "samples.txt").write_text((tiny_run / "samples.txt").read_text())
+    (tmp_path / "config.json").write_text('{"data": {"oracle": "mine"}}')
+    one_line(main(["score-oracle", str(tmp_path / "samples.txt")]), capsys, "holds no data config", "--oracle")
+    assert main(["score-oracle", str(tmp_path / "samples.txt"), "--oracle", "paper"]) == 0

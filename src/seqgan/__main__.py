@@ -9,7 +9,9 @@ def run() -> None:
     # A KeyboardInterrupt raised inside torch's C++ initialisation aborts the process (SIGABRT, a
     # C++ "terminate called" message): during the import a Ctrl-C is only noted, then obeyed.
     noted: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, a background job): leave it so
+        signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
     try:
         from .cli import main
     finally:

@@ -22,7 +22,7 @@ from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_g
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def _best_time(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:

@@ -105,9 +105,10 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
         raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
 
 
-def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
+def load_checkpoint(path: Path, resume: bool = False, finite: bool = True) -> tuple[Config, dict]:
     """(config, payload) of a checkpoint, checked to hold a generator (and, to ``resume`` an
-    unfinished run, all of `STATE_KEYS`); anything else stops with one line."""
+    unfinished run, all of `STATE_KEYS`) and, unless ``finite`` is False (to inspect it), weights
+    that are all finite; anything else stops with one line."""
     path = Path(path)
     if path.is_dir():
         raise SeqGANError(f"checkpoint {path} is a directory, not a file")
@@ -122,7 +123,7 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
             zipped = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
         detail = _message_line(e).split(". ")[0].rstrip(".")  # torch adds "This is an internal error…"
         reason = ("it holds Python objects a seqgan checkpoint never has, so it is not unpickled"
-                  if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in str(e)
+                  if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e)
                   else f"a damaged or truncated archive: {detail[:100]}" if zipped
                   else "not a zip archive as torch.save writes: truncated or another format")
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint ({reason})") from None
@@ -147,7 +148,7 @@ def load_checkpoint(path: Path, resume: bool = False) -> tuple[Config, dict]:
     if bad:  # only where no checksum vouches for the writer (older checkpoints) or one was forged
         raise SeqGANError(f"cannot read checkpoint {path}: not a valid seqgan checkpoint (its {bad!r} is not as "
                           "seqgan writes it)")
-    for key in ("generator", "discriminator"):
+    for key in ("generator", "discriminator") if finite else ():
         if key in payload and not all(v.isfinite().all() for v in payload[key].values() if v.is_floating_point()):
             raise SeqGANError(f"checkpoint {path}: the {key}'s weights are not all finite (NaN or inf)")
     return cfg, payload
@@ -194,11 +195,11 @@ def restore(target, state, what: str) -> None:
         raise SeqGANError(f"the checkpoint's {what} does not fit its config ({reason})") from None
 
 
-def run_checkpoint(run_dir: Path, resume: bool = False) -> tuple[Config, dict]:
+def run_checkpoint(run_dir: Path, resume: bool = False, finite: bool = True) -> tuple[Config, dict]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SeqGANError(f"run directory not found: {run_dir}")
-    return load_checkpoint(run_dir / CHECKPOINT_NAME, resume)
+    return load_checkpoint(run_dir / CHECKPOINT_NAME, resume, finite)
 
 
 def _tensor_bytes(tensor: torch.Tensor) -> memoryview:

@@ -16,7 +16,7 @@ import torch
 
 from . import __version__
 from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME
-from .config import METHODS, PRESETS, Config, SeqGANError, check_seed, preset, set_field
+from .config import METHODS, PRESETS, Config, DataConfig, SeqGANError, check_seed, preset, set_field
 from .data import read_lines
 
 
@@ -199,10 +199,12 @@ def _requested_device(args) -> str:
         return args.device
     try:
         if args.resume:
-            return json.loads((Path(args.resume) / CONFIG_NAME).read_text(encoding="utf-8"))["run"]["device"]
-        return _config_from_args(argparse.Namespace(**{**vars(args), "preset": args.preset or "quick"})).run.device
+            device = json.loads((Path(args.resume) / CONFIG_NAME).read_text(encoding="utf-8"))["run"]["device"]
+        else:
+            device = _config_from_args(argparse.Namespace(**{**vars(args), "preset": args.preset or "quick"})).run.device
     except (OSError, ValueError, KeyError, TypeError, SeqGANError):
         return "auto"
+    return device if isinstance(device, str) else "auto"
 
 
 def _train(args, main: bool) -> int:
@@ -361,6 +363,10 @@ def cmd_evaluate(args) -> int:
     from .oracle import build_oracle, oracle_test_samples
 
     cfg, generator, vocab = _load_run(args.run, args.device)
+    corpus = None
+    if vocab is not None:  # the corpus the run was trained on, checked before any work
+        corpus = load_corpus(cfg.data)
+        check_run_corpus(corpus, Path(args.run), cfg.data.corpus)
     torch.manual_seed(args.seed)
     samples = _generate(generator, vocab, args.n, args.temperature)
     if vocab is None:  # synthetic: references are held-out oracle samples, tokens are ids
@@ -369,8 +375,6 @@ def cmd_evaluate(args) -> int:
         hypotheses, references = samples.tolist(), test.tolist()
         result = {"nll_oracle": nll_oracle(oracle, samples)}
     else:
-        corpus = load_corpus(cfg.data)
-        check_run_corpus(corpus, Path(args.run), cfg.data.corpus)
         test = corpus.test.to(samples.device)
         hypotheses = [vocab.decode(row) for row in samples.tolist()]
         references = [vocab.decode(row) for row in test.tolist()]
@@ -455,7 +459,7 @@ def cmd_inspect(args) -> int:
     run_dir = Path(args.run)
     if (run_dir / "experiment.json").is_file() and not (run_dir / CHECKPOINT_NAME).is_file():
         return _inspect_experiment(run_dir, args.json)
-    cfg, payload = run_checkpoint(run_dir)
+    cfg, payload = run_checkpoint(run_dir, finite=False)  # a run that diverged can still be inspected
     records = read_metrics(run_dir / METRICS_NAME, required=False)
     last = records[-1] if records else None
     info = {"run": str(run_dir), "phase": payload.get("phase"), "step": payload.get("step"),
@@ -541,15 +545,26 @@ def cmd_self_bleu(args) -> int:
     return 0
 
 
-def _samples_config(file: Path) -> Config | None:
-    """The config of the run (its config.json beside FILE) or experiment (experiment.json a folder
-    up, as for DIR/samples/*.txt) that wrote FILE; None where there is none that reads."""
-    for path, section in ((file.parent / CONFIG_NAME, None), (file.parent.parent / "experiment.json", "config")):
+def _samples_data(file: Path) -> tuple[DataConfig, Path] | None:
+    """The data config of the run (its config.json beside FILE) or experiment (experiment.json a
+    folder up, as for DIR/samples/*.txt) that wrote FILE, and that file; None where there is none.
+    A file that is there but does not read is an error: scoring on would be against a guess."""
+    for path, inside in ((file.parent / CONFIG_NAME, ()), (file.parent.parent / "experiment.json", ("config",))):
+        if not path.is_file():
+            continue
         try:
             held = json.loads(path.read_text(encoding="utf-8"))
-            return Config.from_dict(held if section is None else held[section])
+            for key in inside:
+                held = held[key]
+            read = Config()  # the data section alone, not validated against the rest of a default config
+            for key, value in held["data"].items():
+                set_field(read, f"data.{key}", value)
+            if read.data.oracle not in ("paper", "random"):
+                raise ValueError(read.data.oracle)
+            return read.data, path
         except (OSError, ValueError, TypeError, KeyError, AttributeError, SeqGANError):
-            continue
+            raise SeqGANError(f"{path} holds no data config this seqgan reads, so the oracle that {file} "
+                              "was sampled from is unknown; name it with --oracle paper|PATH") from None
     return None
 
 
@@ -557,23 +572,26 @@ def cmd_score_oracle(args) -> int:
     from .metrics import mean_nll
     from .oracle import load_oracle_params, oracle_from_params, oracle_params, paper_oracle_path
 
-    written_by = _samples_config(Path(args.file)) if args.oracle is None else None
-    if written_by is not None and written_by.data.oracle == "random" and not written_by.data.corpus:
-        d = written_by.data
-        print(f"seqgan score-oracle: scoring against the random oracle of the run that wrote {args.file} "
-              f"(data.oracle_seed {d.oracle_seed}, vocabulary {d.vocab_size}); --oracle paper for the paper's",
-              file=sys.stderr)
+    found = _samples_data(Path(args.file)) if args.oracle is None else None
+    run_data = found[0] if found is not None and not found[0].corpus else None  # the run's oracle and start token
+    d = run_data if run_data is not None and run_data.oracle == "random" else None
+    if d is not None:
         params = oracle_params(d)
     else:
         params = load_oracle_params(paper_oracle_path() if args.oracle in (None, "paper") else Path(args.oracle))
+    start_token = run_data.start_token if run_data is not None else 0
     vocab_size = params["embedding"].shape[0]
     seqs = read_token_file(Path(args.file), vocab_size)
+    if d is not None:
+        print(f"seqgan score-oracle: scoring against the random oracle of the run that wrote {args.file} "
+              f"(data.oracle_seed {d.oracle_seed}, vocabulary {d.vocab_size}, from {found[1]}); "
+              "--oracle paper for the paper's", file=sys.stderr)
     by_length: dict[int, list[list[int]]] = {}
     for s in seqs:
         by_length.setdefault(len(s), []).append(s)
     total = tokens = 0.0
     for length, group in by_length.items():
-        oracle = oracle_from_params(params, length)
+        oracle = oracle_from_params(params, length, start_token)
         batch = torch.tensor(group, dtype=torch.long)
         total += mean_nll(oracle, batch) * batch.numel()
         tokens += batch.numel()

@@ -255,7 +255,7 @@ class Config:
             raise SeqGANError(f"run.precision must be auto, fp32 or bf16, got {r.precision!r}")
         if r.compile not in ("auto", "on", "off"):
             raise SeqGANError(f"run.compile must be auto, on or off, got {r.compile!r}")
-        if r.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", r.device):
+        if r.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch("cuda:[0-9]+", r.device):
             raise SeqGANError(f"run.device must be auto, cpu, cuda, cuda:N or mps, got {r.device!r}")
 
 

@@ -454,12 +454,15 @@ def experiment_status(out: Path) -> dict:
         return (0 if variant.startswith("pretrain-") else 1, names.index(variant) if variant in names else len(names),
                 int(seed) if seed.isdigit() else 0, run)
 
-    recorded = {f"{r['method']}-seed{r['seed']}": r for r in result["runs"]} if result else {}
+    recorded = {f"{r['method']}-seed{r['seed']}": r for r in (result["runs"] if result else [])
+                if isinstance(r, dict) and isinstance(r.get("method"), str) and type(r.get("seed")) is int}
 
     def absent(run: str) -> dict:
         row = {"run": run, "started": False, "phase": None, "step": None, "last_step": None, "elapsed_s": None}
         if run in recorded:  # finished, its directory not kept (e.g. a committed copy of the results)
-            row.update(started=True, phase="done", kept=False, elapsed_s=recorded[run].get("elapsed_s"))
+            elapsed = recorded[run].get("elapsed_s")
+            row.update(started=True, phase="done", kept=False,
+                       elapsed_s=elapsed if type(elapsed) in (int, float) else None)
             found = latest_nll([recorded[run]])
             if found is not None:
                 row.update(metric=found[0], value=found[1][found[0]] if math.isfinite(found[1][found[0]]) else None,

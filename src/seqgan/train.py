@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 import warnings
@@ -46,13 +47,18 @@ from .rollout import RolloutPolicy, as_reward, rollout_rewards
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind = name.partition(":")[0]
-    if kind not in ("cpu", "cuda", "mps"):
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and re.fullmatch("[0-9]+", index))):
         raise SeqGANError(f"unknown device {name!r} (choose from auto, cpu, cuda, cuda:N, mps)")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise SeqGANError("--device cuda requested but no CUDA device is available")
+        raise SeqGANError(f"--device {name} requested but no CUDA device is available")
+    if index and int(index) >= torch.cuda.device_count():
+        raise SeqGANError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          f"numbered from 0")
     if kind == "mps" and not torch.backends.mps.is_available():
         raise SeqGANError("--device mps requested but MPS is not available")
+    if index:  # the current device too: CUDA graphs' streams and synchronize() use it
+        torch.cuda.set_device(int(index))
     return torch.device(name)
 
 
@@ -659,7 +665,8 @@ def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None
     A checkpoint is written after each completed step (MLE epoch, D pre-training round,
     adversarial step) once ``run.checkpoint_seconds`` have passed since the last, and at the end
     of every phase. ``resume`` (a loaded checkpoint) continues from it: same seed and config give
-    the same run, bit for bit on CPU. ``should_stop`` is polled after every step; when it returns
+    the same run, bit for bit on CPU (a corpus run needs its vocab.json in ``run_dir``: the corpus
+    is checked against it, `data.check_run_corpus`). ``should_stop`` is polled after every step; when it returns
     True the step's checkpoint is written and `Interrupted` raised. ``progress`` shows bars on
     stderr; without them, ``report_every`` (seconds) prints `ProgressLines`. The run directory is
     locked meanwhile (`checkpoint.directory_lock`: another process training it stops with an error).
