@@ -17,11 +17,12 @@ import sys
 from pathlib import Path
 
 from seqgan.checkpoint import CHECKPOINT_NAME
+from seqgan.cli import _interruptible
 from seqgan.config import SeqGANError, preset
 from seqgan.experiment import _finished, _run, _with_edits, temperature_sweep
 
 
-def ss_per_epoch(experiment: Path, out: Path, seed: int) -> None:
+def ss_per_epoch(experiment: Path, out: Path, seed: int, should_stop=lambda: False) -> None:
     cfg = _with_edits(preset("paper"), {"run.seed": seed, "schedule.method": "scheduled_sampling",
                                         "scheduled_sampling.updates_per_g_step": 157})
     start = experiment / "runs" / f"pretrain-mle-seed{seed}"
@@ -31,7 +32,7 @@ def ss_per_epoch(experiment: Path, out: Path, seed: int) -> None:
         if not _finished(start):
             raise SeqGANError(f"{start} holds no finished pre-training: EXPERIMENT_DIR needs a `seqgan experiment "
                               f"table1 --preset paper` whose seed-{seed} pre-training has finished")
-    _run(cfg, out, False, lambda: False, start, "mle")
+    _run(cfg, out, False, should_stop, start, "mle")
     print("temperature nll_oracle nll_test")
     for r in temperature_sweep(cfg, out):
         print(f"{r['temperature']} {r['nll_oracle']:.3f} {r['nll_test']:.3f}")
@@ -44,10 +45,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("out", type=Path, metavar="OUT_DIR")
     parser.add_argument("seed", type=int, nargs="?", default=88, metavar="SEED", help="default 88")
     args = parser.parse_args(argv)
-    try:
-        ss_per_epoch(args.experiment, args.out, args.seed)
+    try:  # Ctrl-C / SIGTERM: stop after the current step, checkpointed, one line, exit 130 / 143
+        code = _interruptible(lambda stop: ss_per_epoch(args.experiment, args.out, args.seed, stop),
+                              f"stopped, checkpointed in {args.out}; run again to go on")
     except (SeqGANError, OSError) as e:
         sys.exit(f"ss_per_epoch.py: error: {e}")
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,8 @@ def export(run_dir: Path, out: Path) -> None:
         raise SeqGANError(f"{out} is the run directory itself; export to another directory")
     with _all_or_nothing(_new_top(out)) as written:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(f"{CHECKPOINT_NAME}.part*"):  # an earlier export's: `import` joins every part
+            stale.unlink()
         for name in FILES:
             written.append(out / name)
             shutil.copyfile(run_dir / name, out / name)

@@ -196,3 +196,16 @@ def test_score_oracle_beside_an_unreadable_run_config_asks_for_the_oracle(tiny_r
     (tmp_path / "config.json").write_text('{"data": {"oracle": "mine"}}')
     one_line(main(["score-oracle", str(tmp_path / "samples.txt")]), capsys, "holds no data config", "--oracle")
     assert main(["score-oracle", str(tmp_path / "samples.txt"), "--oracle", "paper"]) == 0
+
+
+def test_an_experiment_into_a_train_run_directory_is_refused(tiny_run, capsys):
+    one_line(main(["experiment", "table1", "--preset", "tiny", "--seeds", "1", "--out", str(tiny_run),
+                   "--no-progress"]), capsys, "holds a `seqgan train` run")
+    assert not (tiny_run / "experiment.json").exists()
+
+
+def test_a_metrics_log_shorter_than_its_checkpoint_resumes_with_a_warning(tiny_run, tmp_path, capsys):
+    first = (tiny_run / "metrics.jsonl").read_bytes().splitlines(keepends=True)[0]
+    run = copy_run(tiny_run, tmp_path, "r", metrics=first, phase="mle", step=1, log_lines=2)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "has 1 of the 2 lines the checkpoint was written after" in capsys.readouterr().err

@@ -340,3 +340,43 @@ def test_export_that_fails_leaves_no_partial_export(tmp_path, monkeypatch, case,
         table1_row.main(["export", str(run_dir), str(tmp_path / "out" / "seqgan-seed88")])
     assert failed.value.code.startswith("table1_row.py: error: ") and message in failed.value.code
     assert not (tmp_path / "out").exists()
+
+
+def test_export_over_an_earlier_export_leaves_no_stale_part(tmp_path, monkeypatch):
+    """Exporting again into the same OUT_DIR replaces every part: an earlier export's extra part
+    would otherwise be joined in by `import` and fail its checksum."""
+    table1_row = _script()
+    run_dir = _exported(tmp_path / "runs" / "seqgan-seed88", parts=False, files=FILES_EXPORTED)
+    (run_dir / "checkpoint.pt").write_text("a finished run")
+    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: (preset("tiny"), {"phase": "done"}))
+    monkeypatch.setattr(table1_row, "save_checkpoint", lambda path, cfg, **state: path.write_bytes(b"x" * 10))
+    out = tmp_path / "out" / "seqgan-seed88"
+    out.mkdir(parents=True)
+    (out / "checkpoint.pt.part07").write_bytes(b"an earlier, larger export")
+    table1_row.main(["export", str(run_dir), str(out)])
+    assert sorted(p.name for p in out.glob("checkpoint.pt.part*")) == ["checkpoint.pt.part00"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ss_per_epoch_stopped_by_a_signal_is_one_line(tmp_path, monkeypatch, capsys, sig, code):
+    """A signal while the run trains: the training stops at its next step boundary (here: at once,
+    as `train` raises Interrupted there), one line, exit 130 / 143."""
+    from seqgan.train import Interrupted
+
+    spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint.pt").write_text("a run to resume")  # OUT_DIR resumes its own checkpoint
+
+    def stopped(cfg, run_dir, progress, should_stop, *rest):
+        os.kill(os.getpid(), sig)
+        assert should_stop()
+        raise Interrupted("stopped")
+
+    monkeypatch.setattr(module, "_run", stopped)
+    with pytest.raises(SystemExit) as exited:
+        module.main([str(tmp_path), str(out)])
+    assert exited.value.code == code
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"seqgan: stopped, checkpointed in {out}; run again to go on"

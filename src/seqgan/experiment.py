@@ -528,6 +528,9 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
                               "choose another --out")
         _say(f"continuing the experiment in {out}")
         return
+    if (out / CHECKPOINT_NAME).is_file():
+        raise SeqGANError(f"{out} holds a `seqgan train` run (its {CHECKPOINT_NAME}), not an experiment; "
+                          "choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")
