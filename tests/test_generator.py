@@ -91,3 +91,23 @@ def test_categorical_never_picks_a_zero_probability_token():
     wide = torch.zeros(1, 512)
     wide[0, :300] = -200.0  # the whole first block (and part of the second) has probability 0
     assert categorical(wide, torch.zeros(1)).tolist() == [300]
+
+
+@pytest.mark.parametrize("single_bias, ratio", [(False, 2.0), (True, 1.0)])
+def test_each_gates_bias_moves_once_or_twice_as_far_as_the_authors(tiny_cfg, single_bias, ratio):
+    """One Adam step of the MLE loss: the effective gate bias (bias_ih + bias_hh) moves as far as
+    bias_ih alone (~lr per element, as the authors' single bias) with `generator.single_bias`, and
+    twice as far without it (both vectors get the same gradient); 1e-7."""
+    from seqgan.train import adam, build_generator
+
+    tiny_cfg.generator.single_bias = single_bias
+    g = build_generator(tiny_cfg)
+    before, ih_before = (g.lstm.bias_ih_l0 + g.lstm.bias_hh_l0).detach().clone(), g.lstm.bias_ih_l0.detach().clone()
+    opt = adam(g.parameters(), 0.01, torch.device("cpu"), fused_on_cpu=False)
+    tokens = torch.randint(0, tiny_cfg.data.vocab_size, (16, tiny_cfg.data.seq_len))
+    (-g.log_prob(tokens).mean()).backward()
+    opt.step()
+    moved = (g.lstm.bias_ih_l0 + g.lstm.bias_hh_l0).detach() - before
+    own = g.lstm.bias_ih_l0.detach() - ih_before  # the authors' single bias would move this much
+    assert torch.allclose(moved, ratio * own, atol=1e-7) and own.abs().median() > 0.009
+    assert (g.lstm.bias_hh_l0.detach().abs().max() == 0) == single_bias

@@ -64,6 +64,11 @@ class GeneratorConfig:
     lr: float = 0.01  # Adam, MLE pre-training
     adv_lr: float = 0.01  # Adam, policy-gradient updates (separate optimizer state)
     grad_clip: float = 5.0  # global grad-norm clip, both phases
+    # nn.LSTM has two bias vectors per gate (input, hidden) where the authors have one. True: the
+    # second stays 0 and untrained, as theirs. False (the default until the paper-schedule Table 1
+    # is complete, so its rows share one model): both train on the same gradient, so under Adam each
+    # gate's bias moves twice as far per update as the authors' does.
+    single_bias: bool = False
 
 
 @dataclass

@@ -93,7 +93,7 @@ class Generator(nn.Module):
     """LSTM policy G_θ(y_t | Y_1:t-1): embedding -> LSTM -> linear -> softmax over the vocabulary."""
 
     def __init__(self, vocab_size: int, seq_len: int, emb_dim: int = 32, hidden_dim: int = 32,
-                 start_token: int = 0, init_std: float | None = 0.1):
+                 start_token: int = 0, init_std: float | None = 0.1, single_bias: bool = False):
         super().__init__()
         self.vocab_size, self.seq_len, self.start_token = vocab_size, seq_len, start_token
         self.embedding = nn.Embedding(vocab_size, emb_dim)
@@ -101,6 +101,8 @@ class Generator(nn.Module):
         self.out = nn.Linear(hidden_dim, vocab_size)
         if init_std is not None:
             self.reset_parameters(init_std)
+        if single_bias:  # one bias per gate, as the authors' LSTM: the hidden-side one stays 0
+            self.lstm.bias_hh_l0.requires_grad_(False)
 
     def reset_parameters(self, std: float) -> None:
         """The authors' init: every weight and bias ~ N(0, std). nn.LSTM carries two bias vectors

@@ -243,7 +243,7 @@ def seed_everything(seed: int) -> None:
 
 def build_generator(cfg: Config) -> Generator:
     d, g = cfg.data, cfg.generator
-    return Generator(d.vocab_size, d.seq_len, g.emb_dim, g.hidden_dim, d.start_token, g.init_std)
+    return Generator(d.vocab_size, d.seq_len, g.emb_dim, g.hidden_dim, d.start_token, g.init_std, g.single_bias)
 
 
 def build_discriminator(cfg: Config) -> Discriminator:
