@@ -369,7 +369,7 @@ def cmd_evaluate(args) -> int:
     corpus = None
     if vocab is not None:  # the corpus the run was trained on, checked before any work
         corpus = load_corpus(cfg.data)
-        check_run_corpus(corpus, Path(args.run), cfg.data.corpus)
+        check_run_corpus(corpus, Path(args.run), cfg.data.corpus, vocab)
     torch.manual_seed(args.seed)
     samples = _generate(generator, vocab, args.n, args.temperature)
     if vocab is None:  # synthetic: references are held-out oracle samples, tokens are ids
@@ -577,17 +577,16 @@ def cmd_score_oracle(args) -> int:
 
     found = _samples_data(Path(args.file)) if args.oracle is None else None
     run_data = found[0] if found is not None and not found[0].corpus else None  # the run's oracle and start token
-    d = run_data if run_data is not None and run_data.oracle == "random" else None
-    if d is not None:
-        params = oracle_params(d)
+    if run_data is not None:
+        params = oracle_params(run_data)
     else:
         params = load_oracle_params(paper_oracle_path() if args.oracle in (None, "paper") else Path(args.oracle))
     start_token = run_data.start_token if run_data is not None else 0
     vocab_size = params["embedding"].shape[0]
     seqs = read_token_file(Path(args.file), vocab_size)
-    if d is not None:
+    if run_data is not None and run_data.oracle == "random":
         print(f"seqgan score-oracle: scoring against the random oracle of the run that wrote {args.file} "
-              f"(data.oracle_seed {d.oracle_seed}, vocabulary {d.vocab_size}, from {found[1]}); "
+              f"(data.oracle_seed {run_data.oracle_seed}, vocabulary {run_data.vocab_size}, from {found[1]}); "
               "--oracle paper for the paper's", file=sys.stderr)
     by_length: dict[int, list[list[int]]] = {}
     for s in seqs:

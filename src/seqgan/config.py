@@ -260,8 +260,14 @@ class Config:
             raise SeqGANError(f"run.precision must be auto, fp32 or bf16, got {r.precision!r}")
         if r.compile not in ("auto", "on", "off"):
             raise SeqGANError(f"run.compile must be auto, on or off, got {r.compile!r}")
-        if r.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch("cuda:[0-9]+", r.device):
+        if not is_device_name(r.device):
             raise SeqGANError(f"run.device must be auto, cpu, cuda, cuda:N or mps, got {r.device!r}")
+
+
+def is_device_name(name: str) -> bool:
+    """auto, cpu, cuda, cuda:N or mps: the run.device values (whether the machine has it is
+    `train.resolve_device`'s question)."""
+    return name in ("auto", "cpu", "cuda", "mps") or re.fullmatch("cuda:[0-9]+", name) is not None
 
 
 def _convert(value, type_, name: str):

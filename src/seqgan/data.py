@@ -79,6 +79,7 @@ def tokenize(line: str, how: str) -> list[str]:
 class Vocab:
     tokens: list[str]  # id -> token, specials first
     tokenize: str  # char | word
+    corpus_sha256: str | None = None  # as loaded from a run's vocab.json: the corpus's `Corpus.fingerprint`
 
     def __post_init__(self):
         self.ids = {token: i for i, token in enumerate(self.tokens)}
@@ -127,9 +128,11 @@ class Vocab:
             raise SeqGANError(f"vocabulary file missing: {path} (the run was trained on a corpus and needs it)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            vocab = cls(list(data["tokens"]), data["tokenize"])
+            vocab = cls(list(data["tokens"]), data["tokenize"], data.get("corpus_sha256"))
             if not all(isinstance(token, str) for token in vocab.tokens):
                 raise TypeError("tokens must be strings")
+            if not isinstance(vocab.corpus_sha256, (str, type(None))):
+                raise TypeError("corpus_sha256 must be a string")
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             raise SeqGANError(f"{path}: not a seqgan vocabulary file") from None
         if vocab_size is not None and len(vocab) != vocab_size:
@@ -159,20 +162,14 @@ class Corpus:
         return digest.hexdigest()
 
 
-def check_run_corpus(corpus: Corpus, run_dir: Path, corpus_name: str) -> None:
+def check_run_corpus(corpus: Corpus, run_dir: Path, corpus_name: str, vocab: Vocab | None = None) -> None:
     """Stop with one line unless ``corpus`` (just loaded from ``corpus_name``) is the one the run in
-    ``run_dir`` was trained on: the same vocabulary as its vocab.json and, where vocab.json records
-    it, the same `Corpus.fingerprint` (a file edited to the same vocabulary is caught too)."""
-    path = Path(run_dir) / VOCAB_NAME
-    try:
-        held = json.loads(path.read_text(encoding="utf-8"))
-        tokens, recorded = held["tokens"], held.get("corpus_sha256")
-    except FileNotFoundError:
-        raise SeqGANError(f"vocabulary file missing: {path} (the run was trained on a corpus and needs it)") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise SeqGANError(f"{path}: not a seqgan vocabulary file") from None
-    differs = ("its vocabulary differs" if tokens != corpus.vocab.tokens
-               else "its lines differ" if recorded is not None and recorded != corpus.fingerprint() else None)
+    ``run_dir`` was trained on: the same vocabulary as its vocab.json (``vocab``, where the caller
+    has loaded it already) and, where vocab.json records it, the same `Corpus.fingerprint` (a file
+    edited to the same vocabulary is caught too)."""
+    held = vocab if vocab is not None else Vocab.load(Path(run_dir) / VOCAB_NAME)
+    differs = ("its vocabulary differs" if held.tokens != corpus.vocab.tokens
+               else "its lines differ" if held.corpus_sha256 not in (None, corpus.fingerprint()) else None)
     if differs:
         raise SeqGANError(f"{corpus_name} has changed since the run in {run_dir} started ({differs}); "
                           "restore the file the run was trained on")

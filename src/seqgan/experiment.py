@@ -195,8 +195,8 @@ def _corpus_sweep(cfg: Config, generator, run_dir: Path, temperatures) -> list[d
     """BLEU-2..4 of SAMPLES_KEPT samples against the test split, their Self-BLEU-2..4, and NLL-test,
     at each temperature."""
     corpus = load_corpus(cfg.data)
-    check_run_corpus(corpus, run_dir, cfg.data.corpus)
     vocab = Vocab.load(run_dir / VOCAB_NAME, cfg.data.vocab_size)
+    check_run_corpus(corpus, run_dir, cfg.data.corpus, vocab)
     device = generator.out.weight.device
     test = corpus.test.to(device)
     references = [vocab.decode(row) for row in corpus.test.tolist()]

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import random
-import re
 import sys
 import time
 import warnings
@@ -35,7 +34,7 @@ from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
 from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, PHASES, SAMPLES_NAME, directory_lock, restore,
                          save_checkpoint)
-from .config import Config, SeqGANError
+from .config import Config, SeqGANError, is_device_name
 from .discriminator import Discriminator, WeightCopy
 from .generator import Generator
 from .data import BOS, VOCAB_NAME, Corpus, check_run_corpus, eos_mask, load_corpus, pad_after_eos
@@ -47,9 +46,9 @@ from .rollout import RolloutPolicy, as_reward, rollout_rewards
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, _, index = name.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and re.fullmatch("[0-9]+", index))):
+    if not is_device_name(name):
         raise SeqGANError(f"unknown device {name!r} (choose from auto, cpu, cuda, cuda:N, mps)")
+    kind, _, index = name.partition(":")
     if kind == "cuda" and not torch.cuda.is_available():
         raise SeqGANError(f"--device {name} requested but no CUDA device is available")
     if index and int(index) >= torch.cuda.device_count():
