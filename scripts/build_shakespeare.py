@@ -102,7 +102,7 @@ def main() -> int:
                         f"and . , ; : ! ?; keep {MIN_TOKENS}-{MAX_TOKENS} tokens; exact dedup, first seen, "
                         "plays in path order"),
         "counts": counts,
-        "output": {"path": str(args.out.relative_to(REPO_ROOT)) if args.out.is_relative_to(REPO_ROOT) else str(args.out),
+        "output": {"path": str(args.out.relative_to(REPO_ROOT) if args.out.is_relative_to(REPO_ROOT) else args.out),
                    "lines": len(lines), "format": "one line a line, tokens separated by one space, UTF-8, "
                    "gzip (mtime=0, level 9)", "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()},
         "built_on": dt.date.today().isoformat(),

@@ -157,7 +157,8 @@ def import_(exported: Path, experiment: Path) -> None:
         raise SeqGANError(f"{exported} is not a directory (one that `table1_row.py export` wrote)")
     parts = sorted(exported.glob(f"{CHECKPOINT_NAME}.part*"))
     if not parts:
-        raise SeqGANError(f"{exported} holds no {CHECKPOINT_NAME}.part* files: not one that `table1_row.py export` wrote")
+        raise SeqGANError(f"{exported} holds no {CHECKPOINT_NAME}.part* files: "
+                          "not one that `table1_row.py export` wrote")
     missing = [name for name in FILES if not (exported / name).is_file()]
     if missing:
         raise SeqGANError(f"{exported} lacks {', '.join(missing)}: not a whole `table1_row.py export` output")

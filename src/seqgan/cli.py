@@ -201,7 +201,8 @@ def _requested_device(args) -> str:
         if args.resume:
             device = json.loads((Path(args.resume) / CONFIG_NAME).read_text(encoding="utf-8"))["run"]["device"]
         else:
-            device = _config_from_args(argparse.Namespace(**{**vars(args), "preset": args.preset or "quick"})).run.device
+            named = argparse.Namespace(**{**vars(args), "preset": args.preset or "quick"})
+            device = _config_from_args(named).run.device
     except (OSError, ValueError, KeyError, TypeError, SeqGANError):
         return "auto"
     return device if isinstance(device, str) else "auto"
@@ -301,8 +302,8 @@ def cmd_experiment(args) -> int:
     label = f"{args.name}-{Path(args.dataset).stem}" if args.dataset else args.name
     out = Path(args.out) if args.out else Path("runs") / f"experiment-{label}-{args.preset}"
     hint = f"stopped; continue with the same command: seqgan experiment {args.name} --out {out} ..."
-    result = _interruptible(lambda stop: run_experiment(args.name, cfg, args.seeds, out, _progress(args) and args.jobs == 1,
-                                                        stop, args.jobs), hint)
+    bars = _progress(args) and args.jobs == 1
+    result = _interruptible(lambda stop: run_experiment(args.name, cfg, args.seeds, out, bars, stop, args.jobs), hint)
     if isinstance(result, int):
         return result
     print((out / f"{args.name}.md").read_text(), end="")
@@ -448,7 +449,8 @@ def cmd_plot(args) -> int:
         out = out.with_suffix(".png")
     formats = fig.canvas.get_supported_filetypes()
     if out.suffix[1:].lower() not in formats:
-        raise SeqGANError(f"--out {out}: unknown image format {out.suffix!r} (choose from {', '.join(sorted(formats))})")
+        raise SeqGANError(f"--out {out}: unknown image format {out.suffix!r} "
+                          f"(choose from {', '.join(sorted(formats))})")
     fig.savefig(out, dpi=110)
     plt.close(fig)
     print(f"wrote {out}")
@@ -512,7 +514,8 @@ def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
         try:
             ids = [int(tok) for tok in line.split()]
         except ValueError:
-            raise SeqGANError(f"{path}:{number}: expected space-separated token ids, got {line.strip()[:40]!r}") from None
+            raise SeqGANError(f"{path}:{number}: expected space-separated token ids, "
+                              f"got {line.strip()[:40]!r}") from None
         bad = [i for i in ids if not 0 <= i < vocab_size]
         if bad:
             raise SeqGANError(f"{path}:{number}: token id {bad[0]} out of range [0, {vocab_size})")
@@ -635,7 +638,8 @@ def cmd_bench(args) -> int:
         for side, c in parts.items():
             print(f"{side:>9}: " + ", ".join(f"{k} {v:.3f}" for k, v in c.items()))
         print(f"one paper adversarial step = roll-out + G update + 5 x (sample 10k + 3 x D epoch) ({where}): "
-              f"ours {result['ours_s']:.1f} s, reference {result['reference_s']:.1f} s, speed-up {result['speedup']:.1f}x")
+              f"ours {result['ours_s']:.1f} s, reference {result['reference_s']:.1f} s, "
+              f"speed-up {result['speedup']:.1f}x")
     else:  # schedule
         parts = bench.adversarial_components(repeats=args.repeats, device=args.device, reference=False)["ours"]
         result = bench.projected_schedule_seconds(parts)
@@ -646,6 +650,9 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+NO_PROGRESS_HELP = "no progress bars (a progress line every 2 minutes instead)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -669,9 +676,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenize", default=None, choices=("char", "word"),
                    help="corpus tokens (default: the shipped corpus's, else char)")
     p.add_argument("--method", default=None, choices=METHODS,
-                   help="what trains G after MLE pre-training: seqgan (default) or a baseline (= --set schedule.method=...)")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (a progress line every 2 minutes instead)")
+                   help="what trains G after MLE pre-training: seqgan (default) or a baseline "
+                        "(= --set schedule.method=...)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("experiment", help="many runs, one table: table1 (the paper's Table 1) | strategies "
@@ -681,8 +690,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="realdata: a shipped corpus or a text file")
     p.add_argument("--tokenize", default=None, choices=("char", "word"),
                    help="realdata: corpus tokens (default: the shipped corpus's, else char)")
-    p.add_argument("--preset", default="quick", choices=PRESETS, help="schedule and sizes of every run (default: quick)")
-    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per method: run.seed, run.seed+1, ... (default 3)")
+    p.add_argument("--preset", default="quick", choices=PRESETS,
+                   help="schedule and sizes of every run (default: quick)")
+    p.add_argument("--seeds", type=_positive_int, default=3,
+                   help="seeds per method: run.seed, run.seed+1, ... (default 3)")
     p.add_argument("--seed", type=_seed, default=None, help="first seed (default: the preset's, 88)")
     p.add_argument("--out", default=None, help="experiment directory (default: runs/experiment-NAME-PRESET); "
                                                "re-run the same command to continue it")
@@ -691,8 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="runs trained at once, each in its own process with 1/JOBS of the CPU threads "
                         "(no progress bars; default 1: one after another in this process)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (a progress line every 2 minutes instead)")
-    p.add_argument("--json", action="store_true", help="last stdout line: {\"experiment\", \"out\", \"summary\"}")
+    p.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+    p.add_argument("--json", action="store_true",
+                   help="last stdout line: {\"experiment\", \"out\", \"summary\"}")
     p.set_defaults(func=cmd_experiment, deterministic=False, tensorboard=False)
 
     p = sub.add_parser("sample", help="sample sequences from a trained run (token ids, or text for a corpus run)")

@@ -181,7 +181,8 @@ class Config:
             for f in dataclasses.fields(getattr(self, section.name)):
                 value = getattr(getattr(self, section.name), f.name)
                 name = f"{section.name}.{f.name}"
-                if isinstance(value, float) and not (math.isfinite(value) or (value > 0 and name in INFINITY_MEANS_NEVER)):
+                if isinstance(value, float) and not math.isfinite(value) and not (
+                        value > 0 and name in INFINITY_MEANS_NEVER):  # +inf allowed there
                     raise SeqGANError(f"{name} must be a finite number, got {value}")
         check_seed("run.seed", r.seed)
         check_seed("data.oracle_seed", d.oracle_seed)

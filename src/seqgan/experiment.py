@@ -497,7 +497,8 @@ def _run_status(run_dir: Path) -> dict:
             return row
         s = cfg.schedule
         row.update(phase=payload["phase"], step=payload["step"],
-                   last_step={"mle": s.mle_epochs, "d_pretrain": s.d_pretrain_rounds}.get(payload["phase"], s.adv_steps))
+                   last_step={"mle": s.mle_epochs,
+                              "d_pretrain": s.d_pretrain_rounds}.get(payload["phase"], s.adv_steps))
     return row
 
 
@@ -636,7 +637,8 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SeqGANError("seqgan experiment writes PNG plots and needs matplotlib: pip install 'seqgan[plot]'") from None
+        raise SeqGANError("seqgan experiment writes PNG plots and needs matplotlib: "
+                          "pip install 'seqgan[plot]'") from None
     return plt
 
 

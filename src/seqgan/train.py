@@ -357,7 +357,8 @@ class GraphedDiscriminatorStep:
         self.labels = torch.arange(batch_size, device=device) % 2
         params = [p for group in optimizer.param_groups for p in group["params"]]
         saved_params = [p.detach().clone() for p in params]
-        saved_state = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in params if optimizer.state[p]}
+        saved_state = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()}
+                       for p in params if optimizer.state[p]}
         saved_rng = torch.cuda.get_rng_state(device)
 
         def undo_warmup() -> None:  # undo the warm-up and capture steps
