@@ -21,10 +21,30 @@ def tiny_cfg():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A finished TINY_FAST run directory, one per test module (tests copy it before editing it)."""
+    """A finished TINY_FAST run directory, one per test module (tests copy it before editing it);
+    what the command printed is kept beside it, in ../stdout.txt."""
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("run") / "r"
-    assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
+    (out.parent / "stdout.txt").write_text(printed.getvalue())
     return out
+
+
+def compiled_optimizer_or_skip(built: str, warnings_seen) -> None:
+    """For tests of `train.CopyAdam`: when `discriminator_optimizer` built something else
+    (``built``), skip only if this machine cannot compile at all (a one-line function through
+    torch.compile, as a machine without a C++ compiler); if it can, our kernel's compile failed:
+    a test failure, not a skip."""
+    try:
+        torch.compile(lambda x: x * 2.0 + 1.0, dynamic=False)(torch.zeros(4))
+    except Exception as e:  # the toolchain, not our code
+        pytest.skip(f"torch.compile does not work here ({type(e).__name__}); built {built}")
+    pytest.fail(f"torch.compile works here but the discriminator's optimizer fell back to {built}: "
+                f"{[str(w) for w in warnings_seen]}")
 
 
 @pytest.fixture

@@ -38,21 +38,48 @@ def assert_one_line_error(code, stderr, *needles):
         assert needle in lines[0], (needle, lines[0])
 
 
-def test_train_writes_run_dir_and_summary(tiny_run, capsys):
+def test_train_writes_run_dir_and_summary(tiny_run):
+    """The run directory's files, and the printed table: the last NLL-oracle / NLL-test of each
+    phase from the metrics log (tiny's random oracle: no paper column; the next test has it)."""
     assert {p.name for p in tiny_run.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "samples.txt"}
-    first = json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[0])
-    assert first["phase"] == "init" and first["step"] == 0 and "nll_oracle" in first
+    records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["phase"] == "init" and records[0]["step"] == 0 and "nll_oracle" in records[0]
     assert json.loads((tiny_run / "config.json").read_text())["schedule"]["mle_epochs"] == 2
+    printed = (tiny_run.parent / "stdout.txt").read_text().splitlines()
+    assert printed[0].split() == ["step", "NLL-oracle", "NLL-test"]  # no paper column: not its oracle
+    for label, phase in (("untrained G", "init"), ("after MLE", "mle"), ("after SeqGAN", "adversarial")):
+        last = [r for r in records if r["phase"] == phase and "nll_oracle" in r][-1]
+        line = next(x for x in printed if x.startswith(label))
+        assert line.split()[-3:] == [str(last["step"]), f"{last['nll_oracle']:.3f}", f"{last['nll_test']:.3f}"], line
 
 
-def test_reported_nll_matches_independent_scoring_of_samples(tiny_run):
+def test_summary_on_the_papers_oracle_sets_table_1_beside_each_phase():
+    from seqgan.cli import _summary
+
+    records = [{"phase": "init", "step": 0, "nll_oracle": 10.9876, "nll_test": 8.5},
+               {"phase": "mle", "step": 120, "nll_oracle": 9.0123, "nll_test": 9.1},
+               {"phase": "adversarial", "step": 5, "nll_oracle": 9.5, "nll_test": 9.0},
+               {"phase": "adversarial", "step": 10, "nll_oracle": 8.7001, "nll_test": 9.2}]
+    lines = _summary(records, "seqgan").splitlines()
+    assert lines[0].split() == ["step", "NLL-oracle", "NLL-test", "paper", "Table", "1"]
+    assert lines[1].split() == ["untrained", "G", "0", "10.988", "8.500", "10.310", "(Random)"]
+    assert lines[2].split() == ["after", "MLE", "120", "9.012", "9.100", "9.038", "(MLE)"]
+    assert lines[3].split() == ["after", "SeqGAN", "10", "8.700", "9.200", "8.736", "(SeqGAN)"]
+    assert _summary(records, "pg_bleu").splitlines()[3].split()[-2:] == ["8.946", "(PG-BLEU)"]
+    assert "paper" not in _summary(records, "seqgan", paper_oracle=False)
+
+
+def test_reported_nll_matches_a_rescoring_of_the_samples_file(tiny_run):
+    """The logged NLL-oracle is that of the sequences in samples.txt, read back from the file
+    (nll_oracle itself is checked against numpy in test_oracle)."""
     last = json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
     cfg = json.loads((tiny_run / "config.json").read_text())
     oracle = build_oracle(DataConfig(**cfg["data"]))
     samples = torch.tensor([[int(x) for x in line.split()]
                             for line in (tiny_run / "samples.txt").read_text().splitlines()])
-    # CPU: equal to float32 rounding. On a GPU the run scored with cuDNN's LSTM (TF32): ~1e-5.
-    assert abs(nll_oracle(oracle, samples) - last["nll_oracle"]) < 1e-4
+    # CPU: the same computation on the same samples, equal (1e-9). On a GPU the run scored with
+    # cuDNN's LSTM (TF32): ~1e-5.
+    assert abs(nll_oracle(oracle, samples) - last["nll_oracle"]) < (1e-4 if torch.cuda.is_available() else 1e-9)
 
 
 def test_sample_command(tiny_run, tmp_path, capsys):
@@ -279,6 +306,10 @@ def test_infinity_is_accepted_where_it_means_never():
     set_field(cfg, "generator.grad_clip", "inf")  # no clipping
     set_field(cfg, "run.checkpoint_seconds", "inf")  # checkpoints at phase ends only
     cfg.validate()
+    assert cfg.generator.grad_clip == cfg.run.checkpoint_seconds == float("inf")
+    set_field(cfg, "generator.lr", "inf")  # elsewhere it is an error
+    with pytest.raises(SeqGANError, match="generator.lr must be a finite number"):
+        cfg.validate()
 
 
 @pytest.mark.parametrize("args,needle", [(["sample", "--run", "r", "--n", "2", "--seed", "99999999999999999999"],

@@ -71,12 +71,24 @@ def test_eos_mask_and_padding():
 
 
 def test_masked_losses_ignore_positions_after_eos():
-    """Tokens after EOS change neither the masked MLE loss nor (through masking) the rewards'
-    effect; completions are scored padded, as real sequences are."""
+    """Tokens after EOS change neither the masked MLE loss (`token_mean` and training's
+    `mle_loss`) nor its gradient; completions are scored padded, as real sequences are. (The
+    adversarial phase's reward masking: the next test.)"""
+    from seqgan.train import mle_loss
+
     gen = Generator(12, 6, emb_dim=4, hidden_dim=5, start_token=BOS, init_std=0.5)
     a = torch.tensor([[5, 6, EOS, 7, 8, 9]])
     b = torch.tensor([[5, 6, EOS, PAD, PAD, PAD]])
     assert token_mean(gen.log_prob(a), a, True).item() == pytest.approx(token_mean(gen.log_prob(b), b, True).item())
+    grads = []
+    for tokens in (a, b):
+        gen.zero_grad()
+        loss = mle_loss(gen, tokens, slice(0, 1), 1.0, True)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in gen.parameters()]))
+    assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-7)
+    assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(grads[0][1], grads[1][1]))
+    assert grads[0][0] != pytest.approx(mle_loss(gen, a, slice(0, 1), 1.0, False).item())  # the mask mattered
     seen = []
 
     def reward(tokens):
@@ -87,6 +99,34 @@ def test_masked_losses_ignore_positions_after_eos():
     assert q.shape == (1, 6)
     scored = torch.cat(seen)
     assert torch.equal(scored, pad_after_eos(scored))  # every completion scored with PAD after its EOS
+
+
+def test_adversarial_rewards_after_eos_are_zero_in_training(tmp_path, monkeypatch):
+    """The adversarial loop on a corpus gives no credit after a sequence's first EOS: every
+    policy-gradient step's rewards are 0 exactly where a mask built here, position by position,
+    says the sequence has ended, and D's positive rewards elsewhere."""
+    import seqgan.train as training
+
+    seen = []
+    real = training.policy_gradient_step
+
+    def recording(generator, optimizer, seqs, rewards, *args, **kwargs):
+        seen.append((seqs.clone(), rewards.detach().clone()))
+        return real(generator, optimizer, seqs, rewards, *args, **kwargs)
+
+    monkeypatch.setattr(training, "policy_gradient_step", recording)
+    cfg = preset("tiny")
+    cfg.data.corpus = str(write(tmp_path / "c.txt", LINES))
+    train(cfg, tmp_path / "run", progress=False)
+    assert len(seen) == cfg.schedule.adv_steps * cfg.schedule.g_steps
+    ended = 0
+    for seqs, rewards in seen:
+        for row, credit in zip(seqs.tolist(), rewards.tolist()):
+            first_eos = row.index(EOS) if EOS in row else len(row) - 1
+            assert all(r > 0 for r in credit[:first_eos + 1])
+            assert all(r == 0 for r in credit[first_eos + 1:])
+            ended += first_eos < len(row) - 1
+    assert ended > 0  # some sequences did end early, so the zeros were tested
 
 
 def test_train_on_text_file_end_to_end(tmp_path):
@@ -110,8 +150,37 @@ def test_train_on_text_file_end_to_end(tmp_path):
     assert 0 <= result["bleu2"] <= 1 and result["samples"] == 50
 
 
+def test_evaluate_numbers_are_nltks_on_the_same_samples(tmp_path):
+    """`seqgan evaluate` on a word-token run: BLEU-2..5 and Self-BLEU-2..5 equal NLTK's (1e-9) on
+    the samples `seqgan sample` draws with the same seed, against the test split read from the
+    corpus here; hypotheses stop at EOS, PAD is never a token."""
+    from conftest import TINY_FAST
+    from test_bleu import nltk_bleu, nltk_self_bleu
+
+    data = write(tmp_path / "c.txt", LINES)
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", *TINY_FAST, "--data", str(data), "--tokenize", "word", "--out", str(out))
+    assert code == 0, err
+    code, stdout, err = run_cli("evaluate", "--run", str(out), "--n", "40", "--seed", "3", "--json")
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    code, _, err = run_cli("sample", "--run", str(out), "--n", "40", "--seed", "3", "--out", str(tmp_path / "s.txt"))
+    assert code == 0, err
+    hypotheses = [line.split() for line in (tmp_path / "s.txt").read_text(encoding="utf-8").splitlines()]
+    assert len(hypotheses) == 40 and not any("<pad>" in h or "<eos>" in h for h in hypotheses)
+    corpus = load_corpus(DataConfig(**json.loads((out / "config.json").read_text())["data"]))
+    vocab = Vocab.load(out / "vocab.json")
+    references = [vocab.decode(row) for row in corpus.test.tolist()]
+    assert result["references"] == len(references) > 0
+    for n in (2, 3, 4, 5):
+        assert result[f"bleu{n}"] == pytest.approx(nltk_bleu(references, hypotheses, n), abs=1e-9), n
+        assert result[f"self_bleu{n}"] == pytest.approx(nltk_self_bleu(hypotheses, n), abs=1e-9), n
+
+
 @pytest.mark.parametrize("word", [False, True])
 def test_masked_mle_and_baselines_run_on_text(tmp_path, word):
+    """Smoke test: scheduled sampling trains on text in both tokenizations and sets the corpus's
+    start token and length (the masking itself: the EOS tests above)."""
     cfg = preset("tiny")
     cfg.data.corpus = str(write(tmp_path / "c.txt", LINES))
     cfg.data.tokenize = "word" if word else "char"
@@ -228,6 +297,12 @@ def test_max_lines_takes_a_seeded_subset(tmp_path):
     full = load_corpus(DataConfig(corpus=str(path), tokenize="word"))
     assert sum(map(len, (a.train, a.valid, a.test))) == 50 and torch.equal(a.train, b.train)
     assert sum(map(len, (full.train, full.valid, full.test))) == 200
+    # The training lines (the vocabulary is the training split's, so they decode without <unk>):
+    kept = lambda c: sorted(" ".join(c.vocab.decode(row)) for row in c.train.tolist())  # noqa: E731
+    other = load_corpus(DataConfig(corpus=str(path), tokenize="word", max_lines=50, data_seed=7))
+    assert kept(a) != kept(other)  # another seed, another subset
+    assert not set(kept(a)) <= {f"line {i} x" for i in range(50)}  # not the first 50 lines
+    assert set(kept(a)) <= {f"line {i} x" for i in range(200)} and len(set(kept(a))) == len(a.train)  # each once
 
 
 def test_special_names_in_the_text_become_unk():

@@ -36,8 +36,25 @@ def test_glorot_highway_init_is_the_authors_and_changes_nothing_else():
     assert all(torch.equal(v, others(glorot)[k]) for k, v in others(default).items())
 
 
+def assert_every_gradient_matches(d: Discriminator, plain: PlainDiscriminator, atol: float) -> None:
+    """Every parameter's gradient of ``d`` against the same parameter's in the Conv2d form."""
+    f = d.num_features
+    pairs = [(d.embedding.weight.grad, plain.embedding.weight.grad)]
+    for bank, conv in zip(d.banks, plain.convs):
+        pairs += [(bank.weight.grad, conv.weight.grad.flatten(1)), (bank.bias.grad, conv.bias.grad)]
+    pairs += [(d.highway.weight.grad[:f], plain.highway_transform.weight.grad),
+              (d.highway.weight.grad[f:], plain.highway_gate.weight.grad),
+              (d.highway.bias.grad[:f], plain.highway_transform.bias.grad),
+              (d.highway.bias.grad[f:], plain.highway_gate.bias.grad),
+              (d.out.weight.grad, plain.out.weight.grad), (d.out.bias.grad, plain.out.bias.grad)]
+    assert len(pairs) == len(list(d.parameters())) + 2  # the highway's weight and bias each in two halves
+    for ours, theirs in pairs:
+        assert ours is not None and theirs is not None
+        assert torch.allclose(ours, theirs, atol=atol)
+
+
 def test_matches_plain_conv2d_discriminator_forward_and_backward():
-    """Same parameters: logits to 1e-5 and every gradient to 1e-5 (float32)."""
+    """Same parameters: logits, loss and every parameter's gradient to 1e-5 (float32)."""
     d = Discriminator(50, 12, emb_dim=8, filter_sizes=(1, 2, 3, 5, 12), num_filters=(4, 6, 6, 5, 3), dropout_keep=1.0)
     plain = PlainDiscriminator.copy_of(d)
     tokens = torch.randint(0, 50, (16, 12))
@@ -45,14 +62,10 @@ def test_matches_plain_conv2d_discriminator_forward_and_backward():
     ours, _ = d.loss(tokens, labels, 0.2)
     theirs, _ = plain.loss(tokens, labels, 0.2)
     assert torch.allclose(d(tokens), plain(tokens), atol=1e-5)
+    assert torch.allclose(ours, theirs, atol=1e-5)
     ours.backward()
     theirs.backward()
-    assert torch.allclose(d.embedding.weight.grad, plain.embedding.weight.grad, atol=1e-5)
-    for bank, conv in zip(d.banks, plain.convs):
-        assert torch.allclose(bank.weight.grad, conv.weight.grad.flatten(1), atol=1e-5)
-    f = d.num_features
-    assert torch.allclose(d.highway.weight.grad[:f], plain.highway_transform.weight.grad, atol=1e-5)
-    assert torch.allclose(d.highway.weight.grad[f:], plain.highway_gate.weight.grad, atol=1e-5)
+    assert_every_gradient_matches(d, plain, atol=1e-5)
 
 
 @pytest.mark.parametrize("per_group", [1, 3, 5])
@@ -68,13 +81,10 @@ def test_grouped_banks_match_plain_conv2d(monkeypatch, per_group):
     labels = torch.randint(0, 2, (9,))
     ours, logits = d.loss(tokens, labels, 0.2)
     theirs, plain_logits = plain.loss(tokens, labels, 0.2)
-    assert torch.allclose(logits, plain_logits, atol=1e-5)
+    assert torch.allclose(logits, plain_logits, atol=1e-5) and torch.allclose(ours, theirs, atol=1e-5)
     ours.backward()
     theirs.backward()
-    assert torch.allclose(d.embedding.weight.grad, plain.embedding.weight.grad, atol=1e-5)
-    for bank, conv in zip(d.banks, plain.convs):
-        assert torch.allclose(bank.weight.grad, conv.weight.grad.flatten(1), atol=1e-5)
-        assert torch.allclose(bank.bias.grad, conv.bias.grad, atol=1e-5)
+    assert_every_gradient_matches(d, plain, atol=1e-5)
     with torch.no_grad():  # the scoring path (windows gathered per bank)
         assert torch.allclose(d(tokens), plain_logits, atol=1e-5)
     groups = [plan[0] for plan in d._window_plans(d.embedding(tokens))]

@@ -86,16 +86,23 @@ def test_torchrun_two_processes_match_one(tmp_path):
     keys = [(r["phase"], r["step"]) for r in ddp]
     assert len(keys) == len(set(keys))  # rank 0 alone writes
     assert keys == [(r["phase"], r["step"]) for r in one]
-    for a, b in zip(ddp, one):
-        for key, value in b.items():
-            if key not in ("phase", "step", "elapsed_s"):  # those two are compared above
-                assert a[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (a["phase"], a["step"], key)
+    _assert_same_numbers(ddp, one)
     assert not (tmp_path / "ddp" / "checkpoint.pt.tmp").exists()
+
+
+def _assert_same_numbers(records, expected):
+    """Every logged number but the time equal to rel 1e-5 / abs 1e-7, record by record."""
+    for a, b in zip(records, expected):
+        assert set(a) == set(b), (a["phase"], a["step"])
+        for key, value in b.items():
+            if key not in ("phase", "step", "elapsed_s"):  # the first two are compared by the caller
+                assert a[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (a["phase"], a["step"], key)
 
 
 def test_torchrun_resumes_a_checkpoint(tmp_path, tiny_cfg):
     """A run stopped in the adversarial phase (one process) and continued with `torchrun ... --resume`
-    on 2 processes ends where the uninterrupted run ends (parameters to 1e-5, same log lines)."""
+    on 2 processes ends where the uninterrupted run ends: both models' parameters and every logged
+    number to rel 1e-5."""
     tiny_cfg.run.precision = "fp32"
     train(tiny_cfg, tmp_path / "full", progress=False)
     polls = []
@@ -109,10 +116,13 @@ def test_torchrun_resumes_a_checkpoint(tmp_path, tiny_cfg):
     assert done.returncode == 0, done.stderr[-6000:]
     cut, full = _records(tmp_path / "cut"), _records(tmp_path / "full")
     assert [(r["phase"], r["step"]) for r in cut] == [(r["phase"], r["step"]) for r in full]
+    _assert_same_numbers(cut, full)
     _, a = run_checkpoint(tmp_path / "cut")
     _, b = run_checkpoint(tmp_path / "full")
-    for name, value in b["generator"].items():
-        assert torch.allclose(a["generator"][name], value, rtol=1e-5, atol=1e-7), name
+    for model in ("generator", "discriminator"):
+        assert a[model].keys() == b[model].keys()
+        for name, value in b[model].items():
+            assert torch.allclose(a[model][name], value, rtol=1e-5, atol=1e-7), (model, name)
 
 
 def test_a_write_failing_on_rank0_stops_every_rank_with_one_line(tmp_path):

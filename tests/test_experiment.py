@@ -188,6 +188,10 @@ def test_strategies_tiny(tmp_path):
     assert (tmp_path / "strategies.md").is_file() and (tmp_path / "strategies_quality_diversity.png").is_file()
     log = (tmp_path / "runs" / "a_g100_d1_k10-seed88" / "metrics.jsonl").read_text().splitlines()
     assert sum(json.loads(x)["phase"] == "d_pretrain" for x in log) == cfg.schedule.d_pretrain_rounds  # shared, once
+    from seqgan.experiment import STRATEGIES
+    for run in result["runs"]:  # each row trained with its own panel's (g-steps, d-steps, k)
+        schedule = json.loads((tmp_path / "runs" / f"{run['method']}-seed88" / "config.json").read_text())["schedule"]
+        assert (schedule["g_steps"], schedule["d_steps"], schedule["d_epochs"]) == STRATEGIES[run["method"][0]]
 
 
 def test_oracle_at_test_interpolates_along_the_sweep():

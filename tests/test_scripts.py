@@ -359,8 +359,9 @@ def test_export_over_an_earlier_export_leaves_no_stale_part(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ss_per_epoch_stopped_by_a_signal_is_one_line(tmp_path, monkeypatch, capsys, sig, code):
-    """A signal while the run trains: the training stops at its next step boundary (here: at once,
-    as `train` raises Interrupted there), one line, exit 130 / 143."""
+    """A signal while the run trains reaches the run's stop check, and the stop is one line with exit
+    130 / 143. (The training is a stand-in that raises Interrupted once its stop check says so;
+    `train` stopping at a step boundary is tested in test_resume.)"""
     from seqgan.train import Interrupted
 
     spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")

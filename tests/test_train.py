@@ -167,7 +167,10 @@ def test_graphed_epochs_sum_like_eager_steps():
 
 def test_masked_mle_loss_summed_over_ranks_is_the_whole_batch_mean():
     """Data-parallel MLE on a corpus: ranks' rows end at different EOS positions, and the sum of
-    their `mle_loss` gradients must be the one-process gradient of the batch's per-token mean."""
+    their `mle_loss` gradients must be the one-process gradient of the batch's per-token mean, which
+    is itself checked against the loss written out with a hand-made mask (EOS counted, nothing after)."""
+    import pytest
+
     from seqgan.data import EOS
     from seqgan.train import mle_loss
 
@@ -175,15 +178,24 @@ def test_masked_mle_loss_summed_over_ranks_is_the_whole_batch_mean():
     generator = Generator(12, 6, emb_dim=4, hidden_dim=5).double()
     batch = torch.randint(4, 12, (5, 6))
     batch[0, 1] = batch[1, 4] = batch[3, 2] = EOS  # rows end at different places; rows 2 and 4 never
-    for masked in (True, False):
+    # Independent reference: the masks written out by hand (each row up to and including its EOS).
+    by_hand = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0], [1] * 6, [1, 1, 1, 0, 0, 0], [1] * 6],
+                           dtype=torch.float64)
+    for masked, mask in ((True, by_hand), (False, torch.ones(5, 6, dtype=torch.float64))):
+        expected = -(generator.log_prob(batch) * mask).sum() / mask.sum()
+        assert mle_loss(generator, batch, slice(0, 5), 1.0, masked).item() == pytest.approx(expected.item(), abs=1e-12)
+        generator.zero_grad()
+        expected.backward()
+        reference = [p.grad.clone() for p in generator.parameters()]
         generator.zero_grad()
         mle_loss(generator, batch, slice(0, 5), 1.0, masked).backward()
         whole = [p.grad.clone() for p in generator.parameters()]
+        assert all(torch.allclose(p, r, rtol=0, atol=1e-12) for p, r in zip(whole, reference))
         generator.zero_grad()
         for mine in (slice(0, 3), slice(3, 5)):  # two ranks: 3 rows and 2
             mle_loss(generator, batch, mine, (mine.stop - mine.start) / 5, masked).backward()
-        for p, expected in zip(generator.parameters(), whole):
-            assert torch.allclose(p.grad, expected, rtol=0, atol=1e-12)
+        for p, one_process in zip(generator.parameters(), whole):
+            assert torch.allclose(p.grad, one_process, rtol=0, atol=1e-12)
 
 
 def test_nan_in_adversarial_updates_stops_with_phase_and_step():
@@ -259,8 +271,9 @@ def test_progress_line_times_the_steps_since_the_previous_line(monkeypatch, caps
 
 
 def _copy_adam_or_skip(discriminator, lr=1e-3):
-    """`discriminator_optimizer` with compiling on (bf16, CPU): CopyAdam, or a skip where this
-    machine cannot compile (no C++ compiler): then the fallback test below covers what runs."""
+    """`discriminator_optimizer` with compiling on (bf16, CPU): CopyAdam; a skip where this
+    machine cannot compile at all (no C++ compiler: the fallback test below covers what runs then),
+    a failure where it can but our kernel did not compile."""
     import warnings
 
     from seqgan.train import CopyAdam, discriminator_optimizer
@@ -268,8 +281,8 @@ def _copy_adam_or_skip(discriminator, lr=1e-3):
         warnings.simplefilter("always")
         opt = discriminator_optimizer(discriminator, lr, torch.device("cpu"), compile=True)
     if not isinstance(opt, CopyAdam):
-        import pytest
-        pytest.skip(f"torch.compile does not work here: {[str(w.message) for w in caught]}")
+        from conftest import compiled_optimizer_or_skip
+        compiled_optimizer_or_skip(type(opt).__name__, [w.message for w in caught])
     return opt
 
 
@@ -317,8 +330,14 @@ def test_copy_adam_is_adam_through_the_bf16_copy():
     assert (float(step), step.dtype, step.device.type) == (3.0, torch.float32, "cpu")  # as fused Adam's
     # The copy is the new weight in bf16, and the state dict is plain Adam's: it loads into one.
     assert torch.equal(copied.highway_copy.value, copied.highway.weight.detach().bfloat16())
-    fresh = adam(_small_discriminator().parameters(), 1e-3, torch.device("cpu"))
+    # Its state_dict is a plain Adam's: it loads into one and gives the same moments there.
+    target = _small_discriminator()
+    fresh = adam(target.parameters(), 1e-3, torch.device("cpu"))
     fresh.load_state_dict(copied_opt.state_dict())
+    for p, q in zip(target.parameters(), copied.parameters()):
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert fresh.state[p][key].shape == copied_opt.state[q][key].shape
+            assert torch.equal(fresh.state[p][key], copied_opt.state[q][key])
 
 
 def test_copy_adam_refuses_what_it_does_not_implement():
