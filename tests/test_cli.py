@@ -131,7 +131,9 @@ def test_bench_rollout_small():
 
 
 def test_bench_discriminator_small():
-    """Both sides of the discriminator comparison train (paper-sized models, 4 batches)."""
+    """Smoke test of the benchmark's report: both sides run (paper-sized models, 4 batches). That
+    the two sides compute the same training: test_discriminator; that the reference loop learns:
+    the next test."""
     result = bench_discriminator(num_seqs=256)
     assert set(result) == {"ours_s", "reference_s", "speedup", "gflops", "peak_gflops", "fraction_of_peak"}
     assert result["ours_s"] > 0 and result["reference_s"] > 0 and 0 < result["fraction_of_peak"] < 1
