@@ -209,3 +209,31 @@ def test_a_metrics_log_shorter_than_its_checkpoint_resumes_with_a_warning(tiny_r
     run = copy_run(tiny_run, tmp_path, "r", metrics=first, phase="mle", step=1, log_lines=2)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "has 1 of the 2 lines the checkpoint was written after" in capsys.readouterr().err
+
+
+def test_a_nan_loss_in_seqgan_train_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    """A NaN reaching the policy-gradient loss (here: injected into the rewards) stops `seqgan
+    train` with exit 1 and one error line naming the phase and step; the checkpoint written at the
+    end of discriminator pre-training is intact and resumable."""
+    import seqgan.train as training
+    from conftest import TINY_FAST
+
+    from seqgan.checkpoint import run_checkpoint
+
+    real = training.policy_gradient_step
+
+    def poisoned(generator, optimizer, seqs, rewards, *args, **kwargs):
+        rewards = rewards.clone()
+        rewards[0, 0] = float("nan")
+        return real(generator, optimizer, seqs, rewards, *args, **kwargs)
+
+    monkeypatch.setattr(training, "policy_gradient_step", poisoned)
+    out = tmp_path / "run"
+    code = main(["train", *TINY_FAST, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("seqgan: error: policy-gradient loss is nan in phase adversarial at step 1; "
+                                            "stopping (any checkpoint written before it is intact)")
+    _, payload = run_checkpoint(out, resume=True)  # verifies its checksum and finite weights
+    rounds = json.loads((out / "config.json").read_text())["schedule"]["d_pretrain_rounds"]
+    assert (payload["phase"], payload["step"]) == ("d_pretrain", rounds)  # the last phase end before the NaN

@@ -70,16 +70,21 @@ def test_summary_on_the_papers_oracle_sets_table_1_beside_each_phase():
 
 
 def test_reported_nll_matches_a_rescoring_of_the_samples_file(tiny_run):
-    """The logged NLL-oracle is that of the sequences in samples.txt, read back from the file
-    (nll_oracle itself is checked against numpy in test_oracle)."""
+    """The logged NLL-oracle is that of the sequences in samples.txt, read back from the file: equal
+    to `nll_oracle` of them and, independently, to the oracle's equations in float64 numpy (1e-5)."""
+    from test_oracle import numpy_nll
+
+    from seqgan.oracle import oracle_params
+
     last = json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
-    cfg = json.loads((tiny_run / "config.json").read_text())
-    oracle = build_oracle(DataConfig(**cfg["data"]))
+    data = DataConfig(**json.loads((tiny_run / "config.json").read_text())["data"])
     samples = torch.tensor([[int(x) for x in line.split()]
                             for line in (tiny_run / "samples.txt").read_text().splitlines()])
     # CPU: the same computation on the same samples, equal (1e-9). On a GPU the run scored with
     # cuDNN's LSTM (TF32): ~1e-5.
-    assert abs(nll_oracle(oracle, samples) - last["nll_oracle"]) < (1e-4 if torch.cuda.is_available() else 1e-9)
+    tolerance = 1e-4 if torch.cuda.is_available() else 1e-9
+    assert abs(nll_oracle(build_oracle(data), samples) - last["nll_oracle"]) < tolerance
+    assert numpy_nll(oracle_params(data), samples.numpy(), data.start_token) == pytest.approx(last["nll_oracle"], abs=1e-5)
 
 
 def test_sample_command(tiny_run, tmp_path, capsys):
@@ -189,7 +194,7 @@ def test_one_numbered_gpu_under_torchrun_is_one_line_error(monkeypatch, tmp_path
 
 def test_unknown_preset_is_rejected():
     code, _, err = run_cli("train", "--preset", "huge")
-    assert code != 0 and "huge" in err and "Traceback" not in err
+    assert code == 2 and "huge" in err.strip().splitlines()[-1] and "Traceback" not in err
 
 
 @pytest.mark.parametrize("content, needles", [
@@ -317,11 +322,23 @@ def test_infinity_is_accepted_where_it_means_never():
 @pytest.mark.parametrize("args,needle", [(["sample", "--run", "r", "--n", "2", "--seed", "99999999999999999999"],
                                           "--seed: the seed must be in [0, 2^63)"),
                                          (["bleu", "--references", "a", "--hypotheses", "b", "--n", "100000000000"],
-                                          "an n-gram order from 1 to 100")])
+                                          "an n-gram order from 1 to 100"),
+                                         (["sample", "--run", "r", "--n", "2", "--temperature", "0"],
+                                          "--temperature: expected a positive number, got '0'"),
+                                         (["experiment", "table1", "--seeds", "0"],
+                                          "--seeds: expected a positive integer, got '0'"),
+                                         (["experiment", "table1", "--jobs", "0"],
+                                          "--jobs: expected a positive integer, got '0'"),
+                                         (["train", "--seed", "-1"], "--seed: the seed must be in [0, 2^63), got -1"),
+                                         (["train", "--preset", "huge"], "--preset: invalid choice: 'huge'"),
+                                         (["frobnicate"], "invalid choice: 'frobnicate'"),
+                                         (["train", "--frob"], "unrecognized arguments: --frob")])
 def test_bad_flags_are_usage_errors(args, needle, capsys):
+    """argparse's usage errors: the usage block, then one error line naming the flag; exit 2."""
     with pytest.raises(SystemExit) as stop:
         main(args)
-    assert stop.value.code == 2 and needle in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and needle in err.strip().splitlines()[-1] and err.startswith("usage: seqgan")
 
 
 def test_unknown_device_is_one_line_error_in_every_command(tiny_run, capsys):
