@@ -214,6 +214,11 @@ def test_sampling_a_run_with_missing_or_foreign_vocabulary(tmp_path):
     vocab = (out / "vocab.json").read_text(encoding="utf-8")
     (out / "vocab.json").write_text(json.dumps({"tokenize": "char", "tokens": ["<pad>", "x"]}))
     one_line_error(*run_cli("sample", "--run", str(out), "--n", "2")[::2], "does not belong to this run")
+    swapped = json.loads(vocab)  # same size, two tokens swapped: caught by the checkpoint's vocab_sha256
+    swapped["tokens"][-2:] = swapped["tokens"][:-3:-1]
+    (out / "vocab.json").write_text(json.dumps(swapped), encoding="utf-8")
+    one_line_error(*run_cli("sample", "--run", str(out), "--n", "2")[::2], "does not belong to this run",
+                   "different tokens")
     (out / "vocab.json").unlink()
     one_line_error(*run_cli("sample", "--run", str(out), "--n", "2")[::2], "vocabulary file missing")
     (out / "vocab.json").write_text(vocab, encoding="utf-8")

@@ -322,6 +322,9 @@ def _load_run(run: str, device: str | None):
     run_dir = Path(run)
     cfg, payload = run_checkpoint(run_dir)
     vocab = Vocab.load(run_dir / VOCAB_NAME, cfg.data.vocab_size) if cfg.data.corpus else None
+    if vocab is not None and payload.get("vocab_sha256", vocab.sha256()) != vocab.sha256():  # older: size only
+        raise SeqGANError(f"{run_dir / VOCAB_NAME} does not belong to this run: its checkpoint was trained with "
+                          "another vocabulary (same size, different tokens)")
     generator = build_generator(cfg)
     restore(generator, payload["generator"], "generator")
     return cfg, generator.to(resolve_device(device or "cpu")).eval(), vocab

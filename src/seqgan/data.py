@@ -113,6 +113,14 @@ class Vocab:
     def text(self, ids: list[int]) -> str:
         return ("" if self.tokenize == "char" else " ").join(self.decode(ids))
 
+    def sha256(self) -> str:
+        """Identifies the vocabulary (its tokenisation and tokens in id order); a corpus run's
+        checkpoint records it, so a run's generator is never decoded with another run's vocab.json."""
+        return hashlib.sha256(self._identity()).hexdigest()
+
+    def _identity(self) -> bytes:
+        return json.dumps([self.tokenize, self.tokens]).encode()
+
     def save(self, path: Path, corpus_sha256: str | None = None) -> None:
         """The vocabulary as JSON; with ``corpus_sha256`` (`Corpus.fingerprint`) the corpus it was
         built from, which `check_run_corpus` compares when the run is resumed or evaluated."""
@@ -155,7 +163,7 @@ class Corpus:
 
     def fingerprint(self) -> str:
         """sha256 of what a run trains and is scored on: the vocabulary and the encoded splits."""
-        digest = hashlib.sha256(json.dumps([self.vocab.tokenize, self.vocab.tokens]).encode())
+        digest = hashlib.sha256(self.vocab._identity())
         for split in (self.train, self.valid, self.test):
             digest.update(str(tuple(split.shape)).encode())
             digest.update(split.numpy().tobytes())

@@ -758,6 +758,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
         if not (force or stop or dist.any_rank(due)):
             return
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
+        if corpus is not None:
+            extra["vocab_sha256"] = corpus.vocab.sha256()  # checked where the run's vocab.json is read
         on_rank0("the checkpoint", lambda: save_checkpoint(
             run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(),
             generator=generator.state_dict(), discriminator=discriminator.state_dict(),
