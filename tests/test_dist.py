@@ -9,8 +9,7 @@ import pytest
 
 import torch
 
-from seqgan.checkpoint import run_checkpoint
-from seqgan.checkpoint import CONFIG_NAME
+from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, run_checkpoint, save_checkpoint
 from seqgan.cli import _requested_device, build_parser, main
 from seqgan.dist import backend_for, share
 from seqgan.train import Interrupted, train
@@ -58,7 +57,8 @@ def test_backend_without_cuda_is_gloo(monkeypatch):
 
 def test_requested_device_is_read_before_the_process_group_exists(tmp_path, tiny_cfg):
     """The device that picks the backend: --device, else --set / the preset, else the resumed
-    run's config.json; "auto" where that is unreadable (the error comes later, once)."""
+    run's checkpoint (not its config.json, which an interrupted `--resume --device X` has rewritten
+    before its first checkpoint); "auto" where that is unreadable (the error comes later, once)."""
     parse = build_parser().parse_args
     assert _requested_device(parse(["train", "--preset", "tiny", "--device", "cpu"])) == "cpu"
     assert _requested_device(parse(["train", "--set", "run.device=cpu"])) == "cpu"
@@ -66,10 +66,14 @@ def test_requested_device_is_read_before_the_process_group_exists(tmp_path, tiny
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     tiny_cfg.run.device = "cpu"
+    save_checkpoint(run_dir / CHECKPOINT_NAME, tiny_cfg, phase="mle", step=1, generator={})
+    tiny_cfg.run.device = "cuda"  # what `train --resume run --device cuda` writes at its start
     (run_dir / CONFIG_NAME).write_text(json.dumps(tiny_cfg.to_dict()))
     assert _requested_device(parse(["train", "--resume", str(run_dir)])) == "cpu"
     assert _requested_device(parse(["train", "--resume", str(run_dir), "--device", "auto"])) == "auto"
     assert _requested_device(parse(["train", "--resume", str(tmp_path / "missing")])) == "auto"
+    (run_dir / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    assert _requested_device(parse(["train", "--resume", str(run_dir)])) == "auto"
     assert _requested_device(parse(["train", "--set", "run.nope=1"])) == "auto"
 
 

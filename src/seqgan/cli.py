@@ -10,6 +10,7 @@ import math
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -193,17 +194,22 @@ def cmd_train(args) -> int:
 
 def _requested_device(args) -> str:
     """The run.device `seqgan train` will train on, known before the process group exists (it
-    picks the backend): --device, else the resumed run's config.json, else the config the flags
-    make; "auto" where that cannot be read (the error is then reported once, by `_train`)."""
+    picks the backend): --device, else the resumed run's checkpoint's config (not config.json, which
+    an interrupted `--resume --device X` rewrites before its first checkpoint), else the config the
+    flags make; "auto" where that cannot be read (the error is then reported once, by `_train`)."""
     if args.device is not None:
         return args.device
     try:
         if args.resume:
-            device = json.loads((Path(args.resume) / CONFIG_NAME).read_text(encoding="utf-8"))["run"]["device"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                payload = torch.load(Path(args.resume) / CHECKPOINT_NAME, map_location="cpu", weights_only=True,
+                                     mmap=True)  # only the config is read: the tensors stay on disk
+            device = json.loads(payload["config"])["run"]["device"]
         else:
             named = argparse.Namespace(**{**vars(args), "preset": args.preset or "quick"})
             device = _config_from_args(named).run.device
-    except (OSError, ValueError, KeyError, TypeError, SeqGANError):
+    except Exception:  # noqa: BLE001 - any unreadable checkpoint: `_train` reports it in one line
         return "auto"
     return device if isinstance(device, str) else "auto"
 
