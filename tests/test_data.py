@@ -191,6 +191,30 @@ def test_masked_mle_and_baselines_run_on_text(tmp_path, word):
     assert cfg.data.start_token == BOS and cfg.data.seq_len == (6 if word else 19)  # "a dog ran far away" + EOS
 
 
+def test_corpus_runs_log_nll_of_the_valid_split(tmp_path):
+    """Every evaluation of a corpus run logs NLL-valid: the final generator's masked NLL of the
+    corpus's valid split, recomputed here (1e-6); no valid split (valid_fraction 0), no entry."""
+    from seqgan.checkpoint import restore, run_checkpoint
+    from seqgan.metrics import nll_test
+    from seqgan.train import build_generator
+
+    cfg = preset("tiny")
+    cfg.data.corpus = str(write(tmp_path / "c.txt", LINES))
+    records = train(cfg, tmp_path / "run", progress=False)
+    evaluated = [r for r in records if "nll_test" in r]
+    assert evaluated and all("nll_valid" in r for r in evaluated)
+    run_cfg, payload = run_checkpoint(tmp_path / "run")
+    generator = build_generator(run_cfg)
+    restore(generator, payload["generator"], "generator")
+    valid = load_corpus(run_cfg.data).valid
+    assert len(valid) == 12
+    assert evaluated[-1]["nll_valid"] == pytest.approx(nll_test(generator.eval(), valid, masked=True), abs=1e-6)
+    cfg = preset("tiny")
+    cfg.data.corpus, cfg.data.valid_fraction = str(tmp_path / "c.txt"), 0.0
+    cfg.schedule.adv_steps = 0
+    assert not any("nll_valid" in r for r in train(cfg, tmp_path / "novalid", progress=False))
+
+
 def test_corpus_errors(tmp_path):
     empty = write(tmp_path / "empty.txt", ["", "  "])
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(empty), "--out", str(tmp_path / "a"))[::2],

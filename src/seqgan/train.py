@@ -710,6 +710,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
         oracle.to(device)
     else:
         oracle, real, test = None, corpus.train.to(device), corpus.test.to(device)
+        valid = corpus.valid.to(device)  # NLL-valid: overfitting seen without looking at the test split
     masked = corpus is not None
 
     seed_everything(cfg.run.seed)
@@ -787,7 +788,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
                           nll_test=nll_test(generator, test, chunk), **values)
                 write_tokens(run_dir / SAMPLES_NAME, samples)  # the latest evaluation's samples
             else:
-                log.write(phase, step, nll_test=nll_test(generator, test, chunk, masked=True), **values)
+                held_out = {"nll_valid": nll_test(generator, valid, chunk, masked=True)} if len(valid) else {}
+                log.write(phase, step, nll_test=nll_test(generator, test, chunk, masked=True), **held_out, **values)
                 lines = (corpus.vocab.text(row) for row in samples.tolist())
                 (run_dir / SAMPLES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
