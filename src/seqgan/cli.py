@@ -661,6 +661,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
+TEMPERATURE_HELP = "softmax temperature of sampling: below 1 sharper, above 1 flatter (default 1)"
+SAMPLE_SEED_HELP = "torch seed of the sampling: on one device the same seed gives the same samples (default 0)"
 NO_PROGRESS_HELP = "no progress bars (a progress line every 2 minutes instead)"
 
 
@@ -719,8 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample sequences from a trained run (token ids, or text for a corpus run)")
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
     p.add_argument("--n", type=_positive_int, required=True, help="number of sequences")
-    p.add_argument("--temperature", type=_positive_float, default=1.0)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--temperature", type=_positive_float, default=1.0, help=TEMPERATURE_HELP)
+    p.add_argument("--seed", type=_seed, default=0, help=SAMPLE_SEED_HELP)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
     p.add_argument("--midi", default=None, metavar="FILE", help="music runs: also write the samples as MIDI (music21)")
@@ -729,8 +731,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="BLEU-2..5, Self-BLEU-2..5, NLL-test (and NLL-oracle) of a run's samples")
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
     p.add_argument("--n", type=_positive_int, default=2000, help="generated sequences (default 2000)")
-    p.add_argument("--temperature", type=_positive_float, default=1.0)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--temperature", type=_positive_float, default=1.0, help=TEMPERATURE_HELP)
+    p.add_argument("--seed", type=_seed, default=0, help=SAMPLE_SEED_HELP)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: all numbers as JSON")
     p.set_defaults(func=cmd_evaluate)
