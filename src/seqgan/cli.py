@@ -739,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="PNG learning curves (NLL, losses, D accuracy) from a run's metrics log")
     p.add_argument("run", help="run directory written by `seqgan train`")
-    p.add_argument("--out", default=None, help="PNG file (default: DIR/learning_curves.png)")
+    p.add_argument("--out", default=None, help="PNG file (default: RUN/learning_curves.png)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("inspect", help="a run's config, phase/step, last metrics and parameter hashes; "
@@ -770,8 +770,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_self_bleu)
 
     p = sub.add_parser("bench", help="speed benchmarks against plain reference implementations")
-    p.add_argument("what", choices=["rollout", "discriminator", "sampling", "adversarial-step", "schedule"])
-    p.add_argument("--repeats", type=_positive_int, default=1, help="timed repetitions (best is reported)")
+    p.add_argument("what", choices=["rollout", "discriminator", "sampling", "adversarial-step", "schedule"],
+                   help="what to time (README, Speed, says what each measures)")
+    p.add_argument("--repeats", type=_positive_int, default=1,
+                   help="timed repetitions, the best reported (default 1)")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: JSON result")
     p.set_defaults(func=cmd_bench)
