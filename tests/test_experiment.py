@@ -127,6 +127,15 @@ def test_inspect_an_experiment_directory(table1, capsys):
         r["nll_oracle"] for r in finished if r["method"] == "seqgan" and r["seed"] == 89)
 
 
+@pytest.mark.parametrize("command", [["sample", "--n", "2"], ["evaluate"], ["train"]])
+def test_commands_for_one_run_given_an_experiment_directory_name_its_runs(table1, capsys, command):
+    args = [*command, "--resume" if command == ["train"] else "--run", str(table1)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"seqgan: error: {table1} is an experiment directory, not a run: name one of its runs "
+                   f"({table1 / 'runs'}/METHOD-seedN; `seqgan inspect {table1}` lists them)"]
+
+
 def test_score_oracle_of_an_experiments_samples_reproduces_its_table(table1, capsys):
     """Each run's samples file, scored by `seqgan score-oracle` with no --oracle (the tiny preset's
     random oracle, found from experiment.json a folder up), gives the NLL-oracle in table1.json

@@ -199,6 +199,9 @@ def run_checkpoint(run_dir: Path, resume: bool = False, finite: bool = True) -> 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SeqGANError(f"run directory not found: {run_dir}")
+    if (run_dir / "experiment.json").is_file() and not (run_dir / CHECKPOINT_NAME).is_file():
+        raise SeqGANError(f"{run_dir} is an experiment directory, not a run: name one of its runs "
+                          f"({run_dir / 'runs'}/METHOD-seedN; `seqgan inspect {run_dir}` lists them)")
     return load_checkpoint(run_dir / CHECKPOINT_NAME, resume, finite)
 
 
