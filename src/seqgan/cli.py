@@ -209,7 +209,7 @@ def _requested_device(args) -> str:
         else:
             named = argparse.Namespace(**{**vars(args), "preset": args.preset or "quick"})
             device = _config_from_args(named).run.device
-    except Exception:  # noqa: BLE001 - any unreadable checkpoint: `_train` reports it in one line
+    except Exception:  # whatever is unreadable: `_train` reports it in one line
         return "auto"
     return device if isinstance(device, str) else "auto"
 
