@@ -19,6 +19,7 @@ FORMAT_VERSION = 1
 # A run directory's files (and data.VOCAB_NAME for a corpus run).
 CHECKPOINT_NAME, CONFIG_NAME = "checkpoint.pt", "config.json"
 METRICS_NAME, SAMPLES_NAME = "metrics.jsonl", "samples.txt"
+EXPERIMENT_RECORD_NAME = "experiment.json"  # what marks an experiment directory (experiment.py)
 LOCK_NAME = ".lock"  # held by the process writing a run or experiment directory (`directory_lock`)
 
 
@@ -195,11 +196,16 @@ def restore(target, state, what: str) -> None:
         raise SeqGANError(f"the checkpoint's {what} does not fit its config ({reason})") from None
 
 
+def is_experiment_dir(path: Path) -> bool:
+    """An experiment directory (its record, no checkpoint of its own), not a run directory."""
+    return (Path(path) / EXPERIMENT_RECORD_NAME).is_file() and not (Path(path) / CHECKPOINT_NAME).is_file()
+
+
 def run_checkpoint(run_dir: Path, resume: bool = False, finite: bool = True) -> tuple[Config, dict]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SeqGANError(f"run directory not found: {run_dir}")
-    if (run_dir / "experiment.json").is_file() and not (run_dir / CHECKPOINT_NAME).is_file():
+    if is_experiment_dir(run_dir):
         raise SeqGANError(f"{run_dir} is an experiment directory, not a run: name one of its runs "
                           f"({run_dir / 'runs'}/METHOD-seedN; `seqgan inspect {run_dir}` lists them)")
     return load_checkpoint(run_dir / CHECKPOINT_NAME, resume, finite)

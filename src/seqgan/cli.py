@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME
+from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME
 from .config import METHODS, PRESETS, Config, DataConfig, SeqGANError, check_seed, preset, set_field
 from .data import read_lines
 
@@ -467,11 +467,11 @@ def cmd_plot(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .checkpoint import run_checkpoint, state_sha256
+    from .checkpoint import is_experiment_dir, run_checkpoint, state_sha256
     from .train import read_metrics
 
     run_dir = Path(args.run)
-    if (run_dir / "experiment.json").is_file() and not (run_dir / CHECKPOINT_NAME).is_file():
+    if is_experiment_dir(run_dir):
         return _inspect_experiment(run_dir, args.json)
     cfg, payload = run_checkpoint(run_dir, finite=False)  # a run that diverged can still be inspected
     records = read_metrics(run_dir / METRICS_NAME, required=False)
@@ -564,7 +564,7 @@ def _samples_data(file: Path) -> tuple[DataConfig, Path] | None:
     """The data config of the run (its config.json beside FILE) or experiment (experiment.json a
     folder up, as for DIR/samples/*.txt) that wrote FILE, and that file; None where there is none.
     A file that is there but does not read is an error: scoring on would be against a guess."""
-    for path, inside in ((file.parent / CONFIG_NAME, ()), (file.parent.parent / "experiment.json", ("config",))):
+    for path, inside in ((file.parent / CONFIG_NAME, ()), (file.parent.parent / EXPERIMENT_RECORD_NAME, ("config",))):
         if not path.is_file():
             continue
         try:

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, load_checkpoint, restore
+from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock,
+                         load_checkpoint, restore)
 from .config import Config, SeqGANError, check_seed, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos
@@ -48,7 +49,7 @@ PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
           "seqgan": "SeqGAN"}
 TEMPERATURES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4)
-RECORD_NAME, TEMPERATURES_NAME = "experiment.json", "temperatures.json"  # in DIR, in each run directory
+RECORD_NAME, TEMPERATURES_NAME = EXPERIMENT_RECORD_NAME, "temperatures.json"  # in DIR, in each run directory
 SAMPLES_KEPT = 2_000  # generated sequences per run kept in DIR/samples (the run dir keeps num_eval)
 
 

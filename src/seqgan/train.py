@@ -751,6 +751,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
             raise failed or SeqGANError(f"rank 0 could not write {what} (its error says why)")
 
     last_checkpoint = time.perf_counter()
+    vocab_id = {"vocab_sha256": corpus.vocab.sha256()} if corpus is not None else {}  # checked by `sample`
 
     def checkpoint(phase: str, step: int, force: bool = False) -> None:
         nonlocal last_checkpoint
@@ -759,13 +760,11 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
         if not (force or stop or dist.any_rank(due)):
             return
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
-        if corpus is not None:
-            extra["vocab_sha256"] = corpus.vocab.sha256()  # checked where the run's vocab.json is read
         on_rank0("the checkpoint", lambda: save_checkpoint(
             run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(),
             generator=generator.state_dict(), discriminator=discriminator.state_dict(),
             mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(),
-            **extra))  # also the barrier after it
+            **extra, **vocab_id))  # also the barrier after it
         last_checkpoint = time.perf_counter()
         if stop:
             raise Interrupted(f"stopped after {phase} step {step}; resume with: seqgan train --resume {run_dir}")
