@@ -57,8 +57,8 @@ def test_backend_without_cuda_is_gloo(monkeypatch):
 
 def test_requested_device_is_read_before_the_process_group_exists(tmp_path, tiny_cfg):
     """The device that picks the backend: --device, else --set / the preset, else the resumed
-    run's checkpoint (not its config.json, which an interrupted `--resume --device X` has rewritten
-    before its first checkpoint); "auto" where that is unreadable (the error comes later, once)."""
+    run's checkpoint (what the resume trains with, also should config.json say otherwise); "auto"
+    where that is unreadable (the error comes later, once)."""
     parse = build_parser().parse_args
     assert _requested_device(parse(["train", "--preset", "tiny", "--device", "cpu"])) == "cpu"
     assert _requested_device(parse(["train", "--set", "run.device=cpu"])) == "cpu"
@@ -67,7 +67,7 @@ def test_requested_device_is_read_before_the_process_group_exists(tmp_path, tiny
     run_dir.mkdir()
     tiny_cfg.run.device = "cpu"
     save_checkpoint(run_dir / CHECKPOINT_NAME, tiny_cfg, phase="mle", step=1, generator={})
-    tiny_cfg.run.device = "cuda"  # what `train --resume run --device cuda` writes at its start
+    tiny_cfg.run.device = "cuda"  # a config.json out of step (edited by hand, or written by an older seqgan)
     (run_dir / CONFIG_NAME).write_text(json.dumps(tiny_cfg.to_dict()))
     assert _requested_device(parse(["train", "--resume", str(run_dir)])) == "cpu"
     assert _requested_device(parse(["train", "--resume", str(run_dir), "--device", "auto"])) == "auto"

@@ -214,3 +214,28 @@ def test_resume_with_the_compiled_discriminator_optimizer_on_cpu(tmp_path, tiny_
     cfg.run.compile = "off"
     plain = train(cfg, tmp_path / "plain", progress=False, resume=payload)
     assert built[-1] == "Adam" and len(plain) == len(full) and run_checkpoint(tmp_path / "plain")[1]["phase"] == "done"
+
+
+def test_config_json_follows_the_checkpoint_on_resume(tmp_path, tiny_cfg):
+    """A resume with a changed run.* setting rewrites config.json with its first checkpoint, not
+    before: stopped before that checkpoint (here an error at the first step's poll), config.json
+    still says what the checkpoint holds."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train(tiny_cfg, run_dir, progress=False, should_stop=lambda: True)
+    cfg, payload = run_checkpoint(run_dir)
+    held = json.loads((run_dir / "config.json").read_text())
+    assert held == json.loads(payload["config"]) and held["run"]["checkpoint_seconds"] != 123.0
+    cfg.run.checkpoint_seconds = 123.0
+
+    def fail():
+        raise RuntimeError("stopped before the checkpoint")
+
+    with pytest.raises(RuntimeError, match="before the checkpoint"):
+        train(cfg, run_dir, progress=False, resume=payload, should_stop=fail)
+    assert json.loads((run_dir / "config.json").read_text()) == held
+    with pytest.raises(Interrupted):
+        train(cfg, run_dir, progress=False, resume=payload, should_stop=lambda: True)
+    _, payload = run_checkpoint(run_dir)
+    assert json.loads((run_dir / "config.json").read_text()) == json.loads(payload["config"])
+    assert json.loads(payload["config"])["run"]["checkpoint_seconds"] == 123.0

@@ -194,9 +194,9 @@ def cmd_train(args) -> int:
 
 def _requested_device(args) -> str:
     """The run.device `seqgan train` will train on, known before the process group exists (it
-    picks the backend): --device, else the resumed run's checkpoint's config (not config.json, which
-    an interrupted `--resume --device X` rewrites before its first checkpoint), else the config the
-    flags make; "auto" where that cannot be read (the error is then reported once, by `_train`)."""
+    picks the backend): --device, else the resumed run's checkpoint's config (what the resume trains
+    with), else the config the flags make; "auto" where that cannot be read (the error is then
+    reported once, by `_train`)."""
     if args.device is not None:
         return args.device
     try:

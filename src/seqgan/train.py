@@ -686,9 +686,13 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     corpus = resolve_corpus(cfg) if cfg.data.corpus else None
     if corpus is not None and resume is not None:  # before the run's files change
         check_run_corpus(corpus, run_dir, cfg.data.corpus)
+    def write_config() -> None:
+        (run_dir / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if resume is None:  # a resumed run's config.json changes with its next checkpoint, not before
+            write_config()
         if corpus is not None:
             corpus.vocab.save(run_dir / VOCAB_NAME, corpus.fingerprint())
     log = (RunLog(run_dir / METRICS_NAME, started, keep=resume["log_lines"] if resume else 0,
@@ -760,11 +764,16 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
         if not (force or stop or dist.any_rank(due)):
             return
         extra = {"rollout": rollout.module.state_dict()} if rollout.module is not generator else {}
-        on_rank0("the checkpoint", lambda: save_checkpoint(
-            run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(),
-            generator=generator.state_dict(), discriminator=discriminator.state_dict(),
-            mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(),
-            **extra, **vocab_id))  # also the barrier after it
+
+        def save() -> None:  # config.json says what the checkpoint holds, also after a resume changed run.*
+            save_checkpoint(
+                run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(),
+                generator=generator.state_dict(), discriminator=discriminator.state_dict(),
+                mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(),
+                **extra, **vocab_id)
+            write_config()
+
+        on_rank0("the checkpoint", save)  # also the barrier after it
         last_checkpoint = time.perf_counter()
         if stop:
             raise Interrupted(f"stopped after {phase} step {step}; resume with: seqgan train --resume {run_dir}")
