@@ -37,11 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock, \
-    load_checkpoint, save_checkpoint
+from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, \
+    directory_lock, load_checkpoint, save_checkpoint
 from seqgan.cli import _interruptible
 from seqgan.config import Config, SeqGANError, preset
-from seqgan.experiment import RECORD_NAME, TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
+from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
     _with_edits, _write_results, config_in, measures, read_result, record_config, table1_variants, temperature_sweep
 from seqgan.train import Interrupted, keep_freed_memory
 
@@ -53,7 +53,7 @@ OPTIMIZERS = ("mle_optimizer", "adv_optimizer", "d_optimizer")
 def experiment_config(experiment: Path, preset_name: str | None) -> Config:
     """The config the experiment in ``experiment`` was started with (its experiment.json), else
     the preset's; a preset named beside a record must be the record's."""
-    record = experiment / RECORD_NAME
+    record = experiment / EXPERIMENT_RECORD_NAME
     if not record.is_file():
         return preset(preset_name or "paper")
     held = record_config(experiment)
@@ -192,7 +192,7 @@ def collect(experiment: Path, results: Path) -> None:
     record = read_result(results / "table1.json")
     base = config_in(record, results / "table1.json")
     if experiment_config(experiment, None).to_dict() != base.to_dict():
-        raise SeqGANError(f"{experiment / RECORD_NAME} holds another config than {results / 'table1.json'}")
+        raise SeqGANError(f"{experiment / EXPERIMENT_RECORD_NAME} holds another config than {results / 'table1.json'}")
     plt, m, variants = _pyplot(), measures(base), table1_variants()
     runs = {(r["method"], r["seed"]): r for r in record["runs"]}
     added = []

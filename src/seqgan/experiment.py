@@ -49,7 +49,7 @@ PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
           "seqgan": "SeqGAN"}
 TEMPERATURES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4)
-RECORD_NAME, TEMPERATURES_NAME = EXPERIMENT_RECORD_NAME, "temperatures.json"  # in DIR, in each run directory
+TEMPERATURES_NAME = "temperatures.json"  # in each run directory
 SAMPLES_KEPT = 2_000  # generated sequences per run kept in DIR/samples (the run dir keeps num_eval)
 
 
@@ -428,7 +428,7 @@ def config_in(held, path: Path) -> Config:
 
 def record_config(out: Path) -> Config:
     """The config DIR/experiment.json records."""
-    return config_in(_read_json(out / RECORD_NAME), out / RECORD_NAME)
+    return config_in(_read_json(out / EXPERIMENT_RECORD_NAME), out / EXPERIMENT_RECORD_NAME)
 
 
 def experiment_status(out: Path) -> dict:
@@ -439,9 +439,9 @@ def experiment_status(out: Path) -> dict:
     NAME.json, its directory gone, as in a committed copy; ``error``: a file of the run could not be
     read — the other runs are still shown)."""
     out = Path(out)
-    record = _read_json(out / RECORD_NAME)
+    record = _read_json(out / EXPERIMENT_RECORD_NAME)
     if not isinstance(record, dict) or record.get("experiment") not in EXPERIMENTS:
-        raise SeqGANError(f"{out / RECORD_NAME} is not an experiment record")
+        raise SeqGANError(f"{out / EXPERIMENT_RECORD_NAME} is not an experiment record")
     name = record["experiment"]
     result = read_result(out / f"{name}.json") if (out / f"{name}.json").is_file() else None
     names = [v.name for v in (realdata_variants() if name == "realdata" else EXPERIMENTS[name]())]
@@ -513,7 +513,7 @@ def _json_or_none(line: str):
 def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
     """DIR/experiment.json records what DIR holds; continuing needs the same experiment and config."""
     record = {"experiment": name, "config": base.to_dict()}
-    path = out / RECORD_NAME
+    path = out / EXPERIMENT_RECORD_NAME
     if path.is_file():
         held = _read_json(path)
         if not isinstance(held, dict):

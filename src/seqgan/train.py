@@ -686,6 +686,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     corpus = resolve_corpus(cfg) if cfg.data.corpus else None
     if corpus is not None and resume is not None:  # before the run's files change
         check_run_corpus(corpus, run_dir, cfg.data.corpus)
+
     def write_config() -> None:
         (run_dir / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
