@@ -388,6 +388,8 @@ def _worker(cfg: Config, run_dir: Path, start: Path | None, start_phase: str | N
     except (SeqGANError, OSError) as e:
         errors.put(f"{run_dir.name}: {e}")
         sys.exit(1)
+
+
 def _write_results(plt, name: str, base: Config, seeds: int, runs: list[dict], variants: list[Variant],
                    m: Measures, out: Path, complete: bool) -> dict:
     """NAME.json, NAME.md and the plots from the runs finished so far (rewritten after each run, so
