@@ -222,6 +222,23 @@ def test_corrupt_checkpoint_and_existing_run_dir(tiny_run, tmp_path):
     assert_one_line_error(*run_cli("train", "--preset", "tiny", "--out", str(tiny_run))[::2], "already holds a run")
 
 
+def test_flags_that_would_be_ignored_or_clobber_are_refused(tmp_path):
+    """--tokenize without a corpus changed nothing computed but entered the config (so an experiment
+    re-run without it was refused as another config); train --out into an experiment directory
+    wrote a run over its record."""
+    for command in (["train", "--preset", "tiny", "--tokenize", "word", "--out", str(tmp_path / "t")],
+                    ["experiment", "table1", "--preset", "tiny", "--tokenize", "word", "--out", str(tmp_path / "e")]):
+        flag = "--dataset" if command[0] == "experiment" else "--data"
+        assert_one_line_error(*run_cli(*command)[::2], f"--tokenize applies to a corpus ({flag})")
+        assert not (tmp_path / command[-1]).exists()
+    experiment = tmp_path / "experiment"
+    experiment.mkdir()
+    (experiment / "experiment.json").write_text("{}")
+    assert_one_line_error(*run_cli("train", "--preset", "tiny", "--out", str(experiment))[::2],
+                          f"--out {experiment} holds an experiment")
+    assert {p.name for p in experiment.iterdir()} <= {"experiment.json", ".lock"}  # the lock file stays, as for any run
+
+
 def test_bad_sample_count_is_a_usage_error(tiny_run):
     code, _, err = run_cli("sample", "--run", str(tiny_run), "--n", "0")
     assert code == 2 and "positive integer" in err and "Traceback" not in err

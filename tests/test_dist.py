@@ -140,3 +140,45 @@ def test_a_write_failing_on_rank0_stops_every_rank_with_one_line(tmp_path):
     assert "seqgan: error: cannot write checkpoint" in done.stderr
     assert "seqgan: error: rank 0 could not write the checkpoint" in done.stderr
     assert "[rank0]" not in done.stderr and "[rank1]" not in done.stderr  # torchrun's prefix on a traceback
+
+
+def test_a_signal_to_one_rank_stops_both_after_the_same_step(tmp_path):
+    """SIGTERM sent to rank 1 alone (as when one node's processes are stopped): both ranks stop after
+    the same step with the adversarial checkpoint written, both exit 143 with no traceback (rank 0,
+    which got no signal, crashed with an IndexError before), and the resume line is printed once."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("finds rank 1's process through /proc")
+    import signal
+    import time
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "seqgan", "train", "--preset", "tiny", "--device", "cpu", "--no-progress", "--out", str(out),
+           "--set", "run.precision=fp32", "schedule.adv_steps=100000", "schedule.adv_eval_every=100000"]
+    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "metrics.jsonl").is_file() or '"adversarial"' not in (out / "metrics.jsonl").read_text():
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-4000:]
+            time.sleep(0.2)
+        rank1 = None
+        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"TORCHELASTIC_RUN_ID" in b"".join(environ) and b"RANK=1" in environ \
+                    and str(out).encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                rank1 = pid
+        assert rank1 is not None
+        os.kill(rank1, signal.SIGTERM)
+        _, stderr = launcher.communicate(timeout=240)
+    finally:
+        launcher.kill()
+    ours = stderr.split("failed (exitcode")[0]  # the ranks' output; then torchrun's report of their exit codes
+    assert "Traceback" not in ours and "IndexError" not in stderr, stderr[-4000:]
+    assert ours.count("resume with: seqgan train --resume") == 1, stderr[-4000:]
+    assert stderr.count("exitcode  : 143") == 2 and launcher.returncode != 0, stderr[-4000:]
+    _, payload = run_checkpoint(out)
+    assert payload["phase"] == "adversarial" and payload["step"] >= 1

@@ -94,13 +94,16 @@ def _config_from_args(args) -> Config:
         if not sep:
             raise SeqGANError(f"--set expects key=value, got {item!r}")
         set_field(cfg, key.strip(), value.strip())
+    if getattr(args, "tokenize", None) is not None and not cfg.data.corpus:
+        flag = "--dataset" if hasattr(args, "dataset") else "--data"
+        raise SeqGANError(f"--tokenize applies to a corpus ({flag}); the synthetic task's tokens are ids")
     cfg.validate()
     return cfg
 
 
 def _prepare_run_dir(out: str | None, preset_name: str, seed: int, lock: contextlib.ExitStack) -> Path:
     """The new run's directory, created, writable and locked (into ``lock``) for this process."""
-    from .checkpoint import directory_lock
+    from .checkpoint import directory_lock, is_experiment_dir
 
     run_dir = Path(out) if out else Path("runs") / f"{preset_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     if run_dir.exists() and not run_dir.is_dir():
@@ -115,6 +118,8 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int, lock: context
     lock.enter_context(directory_lock(run_dir))  # before the check: a holder may be about to write its checkpoint
     if (run_dir / CHECKPOINT_NAME).exists():  # a run stopped before its first checkpoint has nothing to resume
         raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
+    if is_experiment_dir(run_dir):
+        raise SeqGANError(f"--out {run_dir} holds an experiment; choose another directory")
     return run_dir
 
 
@@ -157,7 +162,10 @@ def _progress(args) -> bool:
 def _interruptible(work, resume_hint: str | None = None):
     """Run ``work(should_stop)`` with SIGINT / SIGTERM handlers: the first signal lets the current
     step finish and checkpoint, then the exit code is 130 / 143; a second SIGINT stops at once.
-    Returns work's result, or the exit code when it was interrupted."""
+    Returns work's result, or the exit code when it was interrupted. Under torchrun a rank stopped
+    because another rank got the signal (`train` stops all at the same step) returns 143, and only
+    rank 0 prints the resume line."""
+    from . import dist
     from .train import Interrupted
 
     requested: list[int] = []
@@ -172,8 +180,9 @@ def _interruptible(work, resume_hint: str | None = None):
     try:
         return work(lambda: bool(requested))
     except Interrupted as e:
-        print(f"seqgan: {resume_hint or e}", file=sys.stderr)
-        return 130 if requested[0] == signal.SIGINT else 143
+        if dist.is_main():
+            print(f"seqgan: {resume_hint or e}", file=sys.stderr)
+        return 130 if requested[:1] == [signal.SIGINT] else 143  # none: another torchrun rank got the signal
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

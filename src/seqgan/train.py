@@ -6,8 +6,9 @@
             β ← θ (or β ← rβ + (1−r)θ)                           -> RolloutPolicy.update
             d-steps: fresh negatives, k epochs of D              -> discriminator_epochs
 
-`train` runs it end to end on the synthetic task and writes the run directory:
-config.json, metrics.jsonl, checkpoint.pt, samples.txt. With ``schedule.method`` set to a baseline
+`train` runs it end to end, on the synthetic task or a corpus, and writes the run directory:
+config.json, metrics.jsonl, checkpoint.pt, samples.txt (vocab.json on a corpus, tensorboard/ with
+run.tensorboard). With ``schedule.method`` set to a baseline
 (baselines.py) the same schedule runs with the baseline's generator update in place of the
 adversarial one, and no discriminator is trained; its steps are still logged as phase
 "adversarial" (the adversarial phase's budget of steps and generator updates).
