@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from seqgan.config import DataConfig, preset
-from seqgan.data import BOS, EOS, PAD, UNK, Vocab, eos_mask, load_corpus, pad_after_eos, token_mean
+from seqgan.config import DataConfig, SeqGANError, preset
+from seqgan.data import BOS, EOS, PAD, UNK, Vocab, eos_mask, load_corpus, pad_after_eos, read_lines, token_mean
 from seqgan.generator import Generator
 from seqgan.train import rollout_shared, train
 
@@ -227,6 +227,8 @@ def test_corpus_errors(tmp_path):
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--tokenize", "word", "--out",
                             str(tmp_path / "c"), "--set", "data.max_len=3")[::2], "long.txt:21:", "data.truncate")
     one_line_error(*run_cli("train", "--data", str(tmp_path / "nope.txt"))[::2], "file not found")
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--out", str(tmp_path / "f"),
+                            "--set", "data.test_fraction=0")[::2], "data.test_fraction in (0, 1)")  # NLL-test divided 0 by 0
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--method", "pg_bleu",
                             "--out", str(tmp_path / "e"))[::2], "pg_bleu")
 
@@ -280,9 +282,18 @@ def test_gzip_corpus_and_bad_gzip(tmp_path):
     corpus = load_corpus(DataConfig(corpus=str(path)))
     assert len(corpus.train) + len(corpus.valid) + len(corpus.test) == len(LINES)
     broken = tmp_path / "broken.txt.gz"
-    broken.write_bytes(b"not gzip at all")
-    with pytest.raises(Exception, match="not a readable gzip file"):
-        load_corpus(DataConfig(corpus=str(broken)))
+    for content in (b"not gzip at all", path.read_bytes()[:10] + b"\xff" * 40):  # no header; a damaged stream (zlib.error)
+        broken.write_bytes(content)
+        with pytest.raises(SeqGANError, match="not a readable gzip file"):
+            load_corpus(DataConfig(corpus=str(broken)))
+
+
+def test_lines_end_at_newlines_only(tmp_path):
+    """One sequence a line: \\n, \\r\\n and \\r end a line (Python's universal newlines), while \\x0c,
+    \\x85 and \\u2028, where str.splitlines also breaks, stay inside it; a final terminator adds no line."""
+    path = tmp_path / "c.txt"
+    path.write_bytes("a\x0cb\u2028c\x85d\r\ne f\rg\n\nh\n".encode("utf-8"))
+    assert read_lines(path) == ["a\x0cb\u2028c\x85d", "e f", "g", "", "h"]
 
 
 def test_shipped_poems_corpus():

@@ -392,8 +392,9 @@ def cmd_evaluate(args) -> int:
     torch.manual_seed(args.seed)
     samples = _generate(generator, vocab, args.n, args.temperature)
     if vocab is None:  # synthetic: references are held-out oracle samples, tokens are ids
-        oracle = build_oracle(cfg.data).to(samples.device)
-        test = oracle_test_samples(oracle, cfg.data).to(samples.device)
+        oracle = build_oracle(cfg.data)  # the test set drawn on the CPU, as in training: the same tokens on any device
+        test = oracle_test_samples(oracle, cfg.data, cfg.run.sample_batch).to(samples.device)
+        oracle.to(samples.device)
         hypotheses, references = samples.tolist(), test.tolist()
         result = {"nll_oracle": nll_oracle(oracle, samples)}
     else:

@@ -223,8 +223,9 @@ class Config:
             raise SeqGANError(f"data.oracle must be 'paper' or 'random', got {d.oracle!r}")
         if d.tokenize not in ("char", "word"):
             raise SeqGANError(f"data.tokenize must be char or word, got {d.tokenize!r}")
-        if not (0 <= d.valid_fraction < 1 and 0 <= d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1):
-            raise SeqGANError("data.valid_fraction and data.test_fraction must be in [0, 1) with a sum below 1")
+        if not (0 <= d.valid_fraction < 1 and 0 < d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1):
+            raise SeqGANError("data.valid_fraction must be in [0, 1) and data.test_fraction in (0, 1) (NLL-test needs "
+                              "a test split), with a sum below 1")
         if min(d.max_len, d.min_freq, d.max_vocab, d.max_lines) < 0:
             raise SeqGANError("data.max_len, data.min_freq, data.max_vocab and data.max_lines must be >= 0")
         if d.corpus and s.method == "pg_bleu":

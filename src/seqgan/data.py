@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import random
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,8 @@ def corpus_path(name: str) -> Path:
 
 
 def read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file; errors name the file (and line) and say what is wrong."""
+    """The lines of a UTF-8 text file (ended by \\n, \\r\\n or \\r, like Python's universal newlines);
+    errors name the file (and line) and say what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise SeqGANError(f"{path} is a directory, not a text file" if path.is_dir() else f"file not found: {path}")
@@ -58,14 +60,17 @@ def read_lines(path: Path) -> list[str]:
     if path.suffix == ".gz":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):  # zlib.error: a damaged deflate stream
             raise SeqGANError(f"{path}: not a readable gzip file") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
-    lines = text.splitlines()
+    # Not str.splitlines, which also breaks at \x0c, \x1c-\x1e, \x85, \u2028 and \u2029 inside a line.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":  # the last line's terminator starts no new line
+        lines.pop()
     if not any(line.strip() for line in lines):
         raise SeqGANError(f"{path}: no sequences (the file is empty)")
     return lines
@@ -214,7 +219,7 @@ def load_corpus(d: DataConfig) -> Corpus:
     else:
         n = len(order)
         n_test, n_valid = round(n * d.test_fraction), round(n * d.valid_fraction)
-        if n - n_test - n_valid < 1 or (d.test_fraction > 0 and n_test < 1):
+        if n - n_test - n_valid < 1 or n_test < 1:
             raise SeqGANError(f"{path}: {n} sequences are too few to split into train / valid / test "
                               f"({d.valid_fraction:g} / {d.test_fraction:g} of them held out)")
         test_rows, valid_rows, train_rows = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
