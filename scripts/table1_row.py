@@ -12,14 +12,14 @@ says "done"; the reassembled checkpoint's sha256 proves the parts came back whol
         [--require-pretraining]
     python scripts/table1_row.py export EXPERIMENT_DIR/runs/METHOD-seedS $OUT/METHOD-seedS
     # here, with the files that came back:
-    python scripts/table1_row.py import FILES/METHOD-seedS EXPERIMENT_DIR
+    python scripts/table1_row.py import FILES/METHOD-seedS EXPERIMENT_DIR [--preset NAME]
     # then, where the experiment's other run directories are gone but its results are kept:
     python scripts/table1_row.py collect EXPERIMENT_DIR RESULTS_DIR
 
 The config is the experiment's own, from EXPERIMENT_DIR/experiment.json (copy it over with the
 pre-training), with run.device=auto; without that file, the preset (default paper). The run is
 the experiment's own row (same config edits, same pre-training), so only the hardware differs
-from a run made here. Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first
+from a run made here; `import` checks that the run is finished and holds that row's config. Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first
 (on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU);
 with --require-pretraining it refuses instead, so a carry that went missing costs no device time.
 With --seconds N the run stops (checkpointed) at the first step boundary after N seconds and
@@ -41,22 +41,35 @@ from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NA
     directory_lock, load_checkpoint, save_checkpoint
 from seqgan.cli import _interruptible
 from seqgan.config import Config, SeqGANError, preset
-from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
+from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _read_json, _run, \
     _with_edits, _write_results, config_in, measures, read_result, record_config, table1_variants, temperature_sweep
 from seqgan.train import Interrupted, keep_freed_memory
 
 PART = 15 << 20  # bytes per part of the exported checkpoint
 FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, TEMPERATURES_NAME)
 OPTIMIZERS = ("mle_optimizer", "adv_optimizer", "d_optimizer")
+EXECUTION = ("device", "deterministic", "tensorboard")  # run.* fields a resume may change: not the row's numbers
+
+
+def _row(experiment: Path, method: str, seed: int, preset_name: str | None = None, device: str | None = None) -> _Row:
+    """The experiment's own row METHOD-seedSEED (run.device set to ``device`` where given)."""
+    variant = next(v for v in table1_variants() if v.name == method)
+    base = experiment_config(experiment, preset_name)
+    if device is not None:
+        base = _with_edits(base, {"run.device": device})
+    return _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
 
 
 def experiment_config(experiment: Path, preset_name: str | None) -> Config:
     """The config the experiment in ``experiment`` was started with (its experiment.json), else
-    the preset's; a preset named beside a record must be the record's."""
+    the preset's; a preset named beside a record must be the record's, and the record a table1's."""
     record = experiment / EXPERIMENT_RECORD_NAME
     if not record.is_file():
         return preset(preset_name or "paper")
     held = record_config(experiment)
+    name = _read_json(record).get("experiment")
+    if name != "table1":
+        raise SeqGANError(f"{record} records a {name} experiment, not table1")
     if preset_name is not None and preset(preset_name).to_dict() != held.to_dict():
         raise SeqGANError(f"{record} holds another config than the {preset_name} preset; leave --preset out")
     return held
@@ -68,9 +81,8 @@ def run(experiment: Path, method: str, seed: int, preset_name: str | None = None
     a step boundary with the run checkpointed (a second Ctrl-C quits at once). With
     ``require_pretraining`` a row that would first have to train (or finish) its seed's shared
     pre-training is refused."""
-    variant = next(v for v in table1_variants() if v.name == method)
-    base = _with_edits(experiment_config(experiment, preset_name), {"run.device": "auto"})
-    row = _Row(variant, seed, experiment, _with_edits(base, {"run.seed": seed}))
+    row = _row(experiment, method, seed, preset_name, device="auto")
+    variant = row.variant
     if require_pretraining and row.start is not None and not _finished(row.start):
         raise SeqGANError(f"{row.start} holds no finished pre-training (--require-pretraining); "
                           "carry it over or leave the flag out to train it here")
@@ -129,6 +141,8 @@ def export(run_dir: Path, out: Path) -> None:
         raise SeqGANError(f"{run_dir} lacks {', '.join(missing)}; nothing exported")
     if out.exists() and out.resolve() == run_dir.resolve():
         raise SeqGANError(f"{out} is the run directory itself; export to another directory")
+    if (out / CHECKPOINT_NAME).exists():  # its files would be overwritten and its checkpoint deleted
+        raise SeqGANError(f"{out} holds a run ({CHECKPOINT_NAME}); export to another directory")
     with _all_or_nothing(_new_top(out)) as written:
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(f"{CHECKPOINT_NAME}.part*"):  # an earlier export's: `import` joins every part
@@ -148,13 +162,23 @@ def export(run_dir: Path, out: Path) -> None:
     print(f"exported {run_dir.name}: {len(data) / 2**20:.1f} MiB in {-(-len(data) // PART)} parts to {out}")
 
 
-def import_(exported: Path, experiment: Path) -> None:
-    run_dir = experiment / "runs" / Path(os.path.abspath(exported)).name  # `import . DIR` too
+def import_(exported: Path, experiment: Path, preset_name: str | None = None) -> None:
+    """Add the exported run to EXPERIMENT_DIR as its row of the same name, once its checkpoint has
+    come back whole, is finished and holds that row's config (`experiment_config`, up to the run.*
+    fields that say where it ran: ``EXECUTION``)."""
+    name = Path(os.path.abspath(exported)).name  # `import . DIR` too
+    run_dir = experiment / "runs" / name
     if (run_dir / CHECKPOINT_NAME).exists():
         raise SeqGANError(f"{run_dir} already holds a run")
     # All checked before anything is written in EXPERIMENT_DIR:
     if not exported.is_dir():
         raise SeqGANError(f"{exported} is not a directory (one that `table1_row.py export` wrote)")
+    if run_dir.exists() and exported.resolve() == run_dir.resolve():
+        raise SeqGANError(f"{exported} is the run directory it would be imported into; export it elsewhere")
+    method, _, seed = name.rpartition("-seed")
+    if method not in [v.name for v in table1_variants()] or not seed.isdigit():
+        raise SeqGANError(f"{exported}: not named as a table1 run (METHOD-seedS, as `export` is told)")
+    row = _row(experiment, method, int(seed), preset_name)
     parts = sorted(exported.glob(f"{CHECKPOINT_NAME}.part*"))
     if not parts:
         raise SeqGANError(f"{exported} holds no {CHECKPOINT_NAME}.part* files: "
@@ -166,10 +190,18 @@ def import_(exported: Path, experiment: Path) -> None:
         whole = Path(tmp) / CHECKPOINT_NAME
         whole.write_bytes(b"".join(p.read_bytes() for p in parts))
         try:
-            load_checkpoint(whole)  # checks the sha256: the parts came back whole
+            cfg, payload = load_checkpoint(whole)  # checks the sha256: the parts came back whole
         except SeqGANError as e:  # named by the parts, not the temporary file
             raise SeqGANError(str(e).replace(str(whole), f"{exported / CHECKPOINT_NAME}.part*")) from None
         checked = whole.read_bytes()
+    if payload["phase"] != "done":
+        raise SeqGANError(f"{exported}: its run is not finished (phase {payload['phase']})")
+    held = _with_edits(cfg, {f"run.{key}": getattr(row.cfg.run, key) for key in EXECUTION})
+    if held.to_dict() != row.cfg.to_dict():
+        differ = [f"{section}.{key}" for section, fields in row.cfg.to_dict().items()
+                  for key, value in fields.items() if held.to_dict()[section][key] != value]
+        raise SeqGANError(f"{exported}: its config is not the experiment's {name} row's "
+                          f"(differs in {', '.join(differ[:4])}{' ...' if len(differ) > 4 else ''})")
     # Locked first (refused while an experiment trains this run), cleaned up inside the lock: a
     # failure removes only what this import wrote, never a directory another process has taken.
     made = _new_top(run_dir)  # before the lock makes it
@@ -194,6 +226,9 @@ def collect(experiment: Path, results: Path) -> None:
     if experiment_config(experiment, None).to_dict() != base.to_dict():
         raise SeqGANError(f"{experiment / EXPERIMENT_RECORD_NAME} holds another config than {results / 'table1.json'}")
     plt, m, variants = _pyplot(), measures(base), table1_variants()
+    names = {v.name for v in variants}
+    if not all(isinstance(r, dict) and r.get("method") in names and isinstance(r.get("seed"), int) for r in record["runs"]):
+        raise SeqGANError(f"{results / 'table1.json'} holds a run without a table1 method and seed (not as written)")
     runs = {(r["method"], r["seed"]): r for r in record["runs"]}
     added = []
     for variant in variants:
@@ -240,6 +275,7 @@ def main(argv: list[str]) -> None:
     p = commands.add_parser("import", help="an exported run into EXPERIMENT_DIR/runs/")
     p.add_argument("exported", type=Path, metavar="EXPORTED_DIR")
     p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
+    p.add_argument("--preset", default=None, help="without EXPERIMENT_DIR/experiment.json (default paper)")
     p = commands.add_parser("collect", help="add EXPERIMENT_DIR's finished runs to RESULTS_DIR/table1.json")
     p.add_argument("experiment", type=Path, metavar="EXPERIMENT_DIR")
     p.add_argument("results", type=Path, metavar="RESULTS_DIR")
@@ -252,7 +288,7 @@ def main(argv: list[str]) -> None:
         elif args.command == "collect":
             collect(args.experiment, args.results)
         else:
-            import_(args.exported, args.experiment)
+            import_(args.exported, args.experiment, args.preset)
     except (SeqGANError, OSError) as e:
         sys.exit(f"table1_row.py: error: {e}")
 

@@ -51,7 +51,10 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     table1_row.run(parts, "seqgan", 88, "tiny")
 
     table1_row.export(parts / "runs" / "seqgan-seed88", tmp_path / "out" / "seqgan-seed88")
-    table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
+    with pytest.raises(SeqGANError, match=r"config is not the experiment's seqgan-seed88 row's \(differs in data.oracle, data.vocab_size"):
+        table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)  # no experiment.json: the paper preset's row
+    assert not (here / "runs").exists()
+    table1_row.import_(tmp_path / "out" / "seqgan-seed88", here, "tiny")
     _, got = run_checkpoint(here / "runs" / "seqgan-seed88")
     _, want = run_checkpoint(whole / "runs" / "seqgan-seed88")
     assert got["phase"] == "done" and not {"mle_optimizer", "adv_optimizer", "d_optimizer"} & got.keys()
@@ -59,7 +62,21 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
         assert state_sha256(got[key]) == state_sha256(want[key])
     assert _metrics(here / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
     with pytest.raises(SeqGANError, match="already holds a run"):
-        table1_row.import_(tmp_path / "out" / "seqgan-seed88", here)
+        table1_row.import_(tmp_path / "out" / "seqgan-seed88", here, "tiny")
+    for name in ("seqgan-seed89", "mle-seed88"):  # the same files under another row's name
+        shutil.copytree(tmp_path / "out" / "seqgan-seed88", tmp_path / "out" / name)
+        with pytest.raises(SeqGANError, match=f"not the experiment's {name} row's .differs in (run.seed|schedule.method)"):
+            table1_row.import_(tmp_path / "out" / name, here, "tiny")
+    shutil.copytree(tmp_path / "out" / "seqgan-seed88", tmp_path / "out" / "gan-seed88")
+    with pytest.raises(SeqGANError, match="not named as a table1 run"):
+        table1_row.import_(tmp_path / "out" / "gan-seed88", here, "tiny")
+    with pytest.raises(SeqGANError, match="holds a run .checkpoint.pt.; export to another directory"):
+        table1_row.export(parts / "runs" / "seqgan-seed88", whole / "runs" / "seqgan-seed88")  # would delete it
+    assert run_checkpoint(whole / "runs" / "seqgan-seed88")[1]["phase"] == "done"
+    table1_row.export(parts / "runs" / "seqgan-seed88", here / "runs" / "mle-seed88")
+    with pytest.raises(SeqGANError, match="is the run directory it would be imported into"):
+        table1_row.import_(here / "runs" / "mle-seed88", here, "tiny")
+    assert (here / "runs" / "mle-seed88" / "config.json").is_file()
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -151,6 +168,10 @@ def test_collect_refuses_another_config(tmp_path):
     (tmp_path / "table1.json").write_text("[]")
     with pytest.raises(SeqGANError, match="is not an experiment result"):
         table1_row.collect(tmp_path / "none", tmp_path)
+    for run in ({"method": "mle"}, {"method": "gan", "seed": 88}, "mle-seed88"):  # was a KeyError traceback
+        (tmp_path / "table1.json").write_text(json.dumps({"runs": [run], "seeds": 1, "config": preset("paper").to_dict()}))
+        with pytest.raises(SeqGANError, match="holds a run without a table1 method and seed"):
+            table1_row.collect(tmp_path / "none", tmp_path)
 
 
 def test_row_config_comes_from_the_experiment_record(tmp_path):
@@ -164,6 +185,9 @@ def test_row_config_comes_from_the_experiment_record(tmp_path):
     with pytest.raises(SeqGANError, match="another config than the paper preset"):
         table1_row.experiment_config(tmp_path, "paper")
     assert table1_row.experiment_config(tmp_path / "none", None).to_dict() == preset("paper").to_dict()
+    (tmp_path / "experiment.json").write_text(json.dumps({"experiment": "realdata", "config": cfg.to_dict()}))
+    with pytest.raises(SeqGANError, match="records a realdata experiment, not table1"):
+        table1_row.experiment_config(tmp_path, None)  # `run` would train a table1 row into it
 
 
 @pytest.mark.parametrize("args, message", [
@@ -294,7 +318,8 @@ def test_import_that_fails_part_way_leaves_no_half_imported_run(tmp_path, monkey
     (the experiment's other runs untouched); once the disk has room, the same import goes through."""
     table1_row = _script()
     exported = _exported(tmp_path / "carried" / "seqgan-seed88")
-    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: None)  # the parts here are not a real checkpoint
+    row_config = _with_edits(preset("paper"), {"run.seed": 88})  # no experiment.json there: the paper preset's row
+    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: (row_config, {"phase": "done"}))  # parts: not real
     other = tmp_path / "experiment" / "runs" / "mle-seed88"
     other.mkdir(parents=True)
     (other / "checkpoint.pt").write_text("another run")
