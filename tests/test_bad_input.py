@@ -196,6 +196,14 @@ def test_score_oracle_beside_an_unreadable_run_config_asks_for_the_oracle(tiny_r
     (tmp_path / "config.json").write_text('{"data": {"oracle": "mine"}}')
     one_line(main(["score-oracle", str(tmp_path / "samples.txt")]), capsys, "holds no data config", "--oracle")
     assert main(["score-oracle", str(tmp_path / "samples.txt"), "--oracle", "paper"]) == 0
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"corpus": "poems"}}))  # no oracle: was the paper's
+    one_line(main(["score-oracle", str(tmp_path / "samples.txt")]), capsys, "sampled by a run on a corpus", "--oracle")
+
+
+def test_evaluate_needs_two_samples_for_self_bleu(tiny_run, capsys):
+    with pytest.raises(SystemExit) as usage:  # was a ValueError traceback from self_bleu
+        main(["evaluate", "--run", str(tiny_run), "--n", "1"])
+    assert usage.value.code == 2 and "expected an integer >= 2 (Self-BLEU" in capsys.readouterr().err
 
 
 def test_an_experiment_into_a_train_run_directory_is_refused(tiny_run, capsys):

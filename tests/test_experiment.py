@@ -171,11 +171,16 @@ def test_inspect_shows_every_run_when_one_is_unreadable(table1, tmp_path, capsys
     (copy / "runs" / "mle-seed88" / "checkpoint.pt").write_bytes(b"junk")
     with open(copy / "runs" / "seqgan-seed89" / "metrics.jsonl", "a") as f:
         f.write('{"phase": "ml')  # a line being written while we read
+    with open(copy / "runs" / "mle-seed89" / "metrics.jsonl", "a") as f:
+        f.write('{"elapsed_s": "soon"}\n{"phase": "ml')  # damaged: was a TypeError traceback in the hours column
     assert main(["inspect", str(copy), "--json"]) == 0
     status = json.loads(capsys.readouterr().out.splitlines()[-1])
     rows = {r["run"]: r for r in status["runs"]}
     assert "not a valid seqgan checkpoint" in rows["mle-seed88"]["error"] and len(rows) == 12
     assert rows["seqgan-seed89"]["phase"] == "done" and rows["seqgan-seed89"]["metric"] == "nll_oracle"
+    assert rows["mle-seed89"]["phase"] == "done" and rows["mle-seed89"]["elapsed_s"] is None
+    assert main(["inspect", str(copy)]) == 0
+    capsys.readouterr()
     (copy / "table1.json").write_text("{}")
     assert main(["inspect", str(copy)]) == 1
     assert capsys.readouterr().err.strip().endswith("table1.json is not an experiment result (unreadable or not as written)")

@@ -31,6 +31,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _several(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2 (Self-BLEU compares samples with each other), "
+                                         f"got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -598,7 +606,10 @@ def cmd_score_oracle(args) -> int:
     from .oracle import load_oracle_params, oracle_from_params, oracle_params, paper_oracle_path
 
     found = _samples_data(Path(args.file)) if args.oracle is None else None
-    run_data = found[0] if found is not None and not found[0].corpus else None  # the run's oracle and start token
+    if found is not None and found[0].corpus:
+        raise SeqGANError(f"{args.file} was sampled by a run on a corpus ({found[1]}), which has no oracle; "
+                          "name one with --oracle paper|PATH to score it anyway")
+    run_data = found[0] if found is not None else None  # the run's oracle and start token
     if run_data is not None:
         params = oracle_params(run_data)
     else:
@@ -740,7 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="BLEU-2..5, Self-BLEU-2..5, NLL-test (and NLL-oracle) of a run's samples")
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
-    p.add_argument("--n", type=_positive_int, default=2000, help="generated sequences (default 2000)")
+    p.add_argument("--n", type=_several, default=2000, help="generated sequences, at least 2 (default 2000)")
     p.add_argument("--temperature", type=_positive_float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--seed", type=_seed, default=0, help=SAMPLE_SEED_HELP)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")

@@ -486,8 +486,9 @@ def _run_status(run_dir: Path) -> dict:
     except SeqGANError:
         lines = (run_dir / METRICS_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
         records = [r for r in map(_json_or_none, lines) if isinstance(r, dict)]
-    if records:
-        row["elapsed_s"] = records[-1].get("elapsed_s")
+    elapsed = records[-1].get("elapsed_s") if records else None
+    if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):  # a damaged log may hold anything
+        row["elapsed_s"] = elapsed
     found = latest_nll(records)
     if found is not None:
         key, r = found
