@@ -52,4 +52,7 @@ def main(rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    arg = sys.argv[1] if len(sys.argv) > 1 else "5"
+    if not arg.isdigit() or int(arg) < 1:
+        sys.exit(f"copy_adam_ab.py: error: ROUNDS must be a whole number >= 1, got {arg!r}")
+    main(int(arg))

