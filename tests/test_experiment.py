@@ -77,7 +77,11 @@ def test_rerun_continues_and_other_config_is_refused(table1, capsys):
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["summary"] == before["summary"]  # nothing retrained, same numbers
     assert main(["experiment", "table1", "--preset", "quick", "--out", str(table1)]) == 1
-    assert "holds a different experiment" in capsys.readouterr().err
+    assert "holds this experiment with another config (differs in data.oracle, data.vocab_size" in capsys.readouterr().err
+    assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1), "--device", "cpu"]) == 1
+    assert "(differs in run.device); run it with the same preset and --set" in capsys.readouterr().err
+    assert main(["experiment", "strategies", "--preset", "tiny", "--out", str(table1)]) == 1
+    assert "holds another experiment (table1)" in capsys.readouterr().err
 
 
 def test_finished_rows_are_written_before_the_experiment_ends(tmp_path, monkeypatch):
@@ -186,6 +190,24 @@ def test_inspect_shows_every_run_when_one_is_unreadable(table1, tmp_path, capsys
     assert capsys.readouterr().err.strip().endswith("table1.json is not an experiment result (unreadable or not as written)")
 
 
+def test_a_resumed_experiment_keeps_every_finished_run_in_its_results(table1, tmp_path):
+    """Re-run with a run directory gone (here MLE seed 88, the table's third run): the results keep
+    the runs after it while it trains again (they were rewritten with the runs before it only)."""
+    import shutil
+
+    from seqgan.train import Interrupted
+
+    copy = tmp_path / "copy"
+    shutil.copytree(table1, copy)
+    shutil.rmtree(copy / "runs" / "mle-seed88")
+    with pytest.raises(Interrupted):
+        run_experiment("table1", preset("tiny"), 2, copy, progress=False, should_stop=lambda: True)
+    result = json.loads((copy / "table1.json").read_text())
+    want = [(r["method"], r["seed"]) for r in json.loads((table1 / "table1.json").read_text())["runs"]]
+    assert [(r["method"], r["seed"]) for r in result["runs"]] == [run for run in want if run != ("mle", 88)]
+    assert result["complete"] is False
+
+
 def test_unknown_experiment(tmp_path, capsys):
     assert main(["experiment", "table9", "--preset", "tiny", "--out", str(tmp_path)]) == 1
     assert "unknown experiment 'table9'" in capsys.readouterr().err
@@ -211,10 +233,17 @@ def test_strategies_tiny(tmp_path):
 def test_oracle_at_test_interpolates_along_the_sweep():
     from seqgan.experiment import value_at as oracle_at_test
 
-    sweep = [{"nll_test": 9.0, "nll_oracle": 7.0}, {"nll_test": 8.0, "nll_oracle": 9.0}, {"nll_test": 8.5, "nll_oracle": 8.0}]
+    sweep = [{"temperature": 0.8, "nll_test": 9.0, "nll_oracle": 7.0}, {"temperature": 1.2, "nll_test": 8.0, "nll_oracle": 9.0},
+             {"temperature": 1.0, "nll_test": 8.5, "nll_oracle": 8.0}]  # in any order: walked by temperature
     assert oracle_at_test(sweep, 8.25) == pytest.approx(8.5)
     assert oracle_at_test(sweep, 9.0) == pytest.approx(7.0)
     assert oracle_at_test(sweep, 7.9) is None
+    # Not monotone (NLL-test lowest at 1.2, rising after): the crossing nearest temperature 1, never
+    # two points from opposite sides of the dip (sorted by NLL-test, 8.97 fell between τ 1.4 and 0.8: 8.8).
+    sweep = [{"temperature": 0.8, "nll_test": 9.0, "nll_oracle": 7.0}, {"temperature": 1.2, "nll_test": 8.0, "nll_oracle": 9.0},
+             {"temperature": 1.4, "nll_test": 8.95, "nll_oracle": 10.0}]
+    assert oracle_at_test(sweep, 8.97) == pytest.approx(7.06)  # τ 0.812, the only crossing
+    assert oracle_at_test(sweep, 8.9) == pytest.approx(7.2)  # τ 0.84 (0.16 from 1), not τ 1.389's 9.947 (0.389)
 
 
 def test_realdata_tiny_on_a_text_file(tmp_path, capsys):

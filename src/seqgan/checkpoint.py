@@ -106,6 +106,15 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
         raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` (UTF-8) into ``path`` through a temporary file and a rename: a reader, or the next
+    run after a kill, finds the old content or the new, never part of it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def load_checkpoint(path: Path, resume: bool = False, finite: bool = True) -> tuple[Config, dict]:
     """(config, payload) of a checkpoint, checked to hold a generator (and, to ``resume`` an
     unfinished run, all of `STATE_KEYS`) and, unless ``finite`` is False (to inspect it), weights

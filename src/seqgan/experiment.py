@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock,
-                         load_checkpoint, restore)
+                         load_checkpoint, restore, write_text_atomic)
 from .config import Config, SeqGANError, check_seed, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos
@@ -178,7 +178,7 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
     torch.manual_seed(cfg.run.seed)
     if d.corpus:
         rows = _corpus_sweep(cfg, generator, run_dir, temperatures)
-        cache.write_text(json.dumps(rows, indent=1) + "\n")
+        write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
         return rows
     oracle = build_oracle(d)
     test = oracle_test_samples(oracle, d, chunk).to(device)
@@ -188,7 +188,7 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
         samples = generator.sample(cfg.schedule.num_eval, temperature=tau, chunk=chunk)
         rows.append({"temperature": tau, "nll_oracle": nll_oracle(oracle, samples, chunk),
                      "nll_test": nll_test(generator, test, chunk, temperature=tau)})
-    cache.write_text(json.dumps(rows, indent=1) + "\n")
+    write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
     return rows
 
 
@@ -224,6 +224,8 @@ def run_experiment(name: str, base: Config, seeds: int, out: Path, progress: boo
         raise SeqGANError(f"unknown experiment {name!r} (choose from: {', '.join(EXPERIMENTS)})")
     if jobs < 1:
         raise SeqGANError(f"jobs must be at least 1, got {jobs}")
+    if seeds < 1:
+        raise SeqGANError(f"seeds must be at least 1, got {seeds}")
     plt = _pyplot()  # fail now, not after hours of training
     out = Path(out)
     check_seed("the last seed (run.seed + seeds - 1)", base.run.seed + seeds - 1)
@@ -240,19 +242,25 @@ def _run_rows(name: str, base: Config, seeds: int, out: Path, progress: bool, sh
     rows = [_Row(variant, base.run.seed + i, out, _with_edits(base, {"run.seed": base.run.seed + i}))
             for variant in variants for i in range(seeds)]  # a row's seeds one after another
     collect = lambda row: _collect(row.cfg, row.variant, row.seed, row.run_dir, out, m)
-    write = lambda runs: _write_results(plt, name, base, seeds, runs, variants, m, out, len(runs) == len(rows))
+    write = lambda done: _write_results(plt, name, base, seeds, [done[i] for i in sorted(done)], variants, m, out,
+                                        len(done) == len(rows))
+    # Runs finished in an earlier call are collected first, so the results hold all of them from the
+    # start, also those that come after a run still to train (in table order, or with --jobs).
+    done = {i: collect(row) for i, row in enumerate(rows) if _finished(row.run_dir)}
+    result = write(done) if done else None
     if jobs > 1:
-        return _run_in_parallel(rows, jobs, collect, write, should_stop)
-    runs = []
+        return _run_in_parallel(rows, jobs, collect, write, should_stop, done) or result
     pretrained: set[Path] = set()  # shared pre-training runs known to be finished (each checked once)
-    for row in rows:
+    for i, row in enumerate(rows):
+        if i in done:
+            continue
         if row.start not in pretrained:
             row.pretrain(progress, should_stop)
             pretrained.add(row.start)
-        _say(f"[{len(runs) + 1}/{len(rows)}] {row.variant.name}, seed {row.seed}")
+        _say(f"[{len(done) + 1}/{len(rows)}] {row.variant.name}, seed {row.seed}")
         _run(row.cfg, row.run_dir, progress, should_stop, row.start, row.variant.after or "mle")
-        runs.append(collect(row))
-        result = write(runs)
+        done[i] = collect(row)
+        result = write(done)
     return result
 
 
@@ -280,7 +288,7 @@ _INTERRUPTED = 3  # a worker's exit code after a requested stop (its checkpoint 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop) -> dict:
+def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop, finished: dict[int, dict]) -> dict | None:
     """Train up to ``jobs`` runs at once, each in its own process with 1/jobs of torch's threads;
     a run starts once the shared pre-training it continues has finished. Results are written as
     runs finish, in table order. Workers ignore SIGINT / SIGTERM (a terminal's Ctrl-C or a job
@@ -288,7 +296,9 @@ def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop) -
     stop request that every worker obeys after its current step, checkpointing; a second Ctrl-C
     kills them. A failed run stops the others the same way, then its error is raised. Workers stop
     by themselves if this process dies, train without progress bars and take the process-wide CPU
-    settings `seqgan` takes (`train.keep_freed_memory`)."""
+    settings `seqgan` takes (`train.keep_freed_memory`). ``finished``: index in rows -> collected
+    run, for the runs finished before this call (not trained again); the runs collected here join it.
+    Returns the last result written here (None: every run was finished already)."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     stop, errors = context.Event(), context.SimpleQueue()
     threads = max(1, torch.get_num_threads() // jobs)
@@ -296,17 +306,18 @@ def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop) -
     waiting = {start: cfg for start, cfg in starts.items() if not _finished(start)}
     # Work in table order, each unfinished pre-training (row None) before the first run that needs it.
     todo: list[tuple[Config, Path, _Row | None]] = []
-    for row in rows:
+    for i, row in enumerate(rows):
+        if i in finished:
+            continue
         if row.start in waiting and all(path != row.start for _, path, _ in todo):
             todo.append((waiting[row.start], row.start, None))
         todo.append((row.cfg, row.run_dir, row))
     running: dict = {}  # process sentinel -> (process, run dir, row or None)
-    finished: dict[int, dict] = {}  # index in rows -> collected run
     failure, result = None, None
 
     def collected(row: _Row) -> dict:
         finished[rows.index(row)] = collect(row)
-        return write([finished[i] for i in sorted(finished)])
+        return write(finished)
 
     def launch(cfg: Config, run_dir: Path, row: _Row | None) -> None:
         _say(f"started {run_dir.name} ({threads} CPU thread{'s' * (threads > 1)})")
@@ -331,10 +342,7 @@ def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop) -
                     if task is None:  # every waiting task needs a pre-training that is still running
                         break
                     todo.remove(task)
-                    if task[2] is not None and _finished(task[1]):  # finished in an earlier call
-                        result = collected(task[2])
-                    else:
-                        launch(*task)
+                    launch(*task)
                 for sentinel in multiprocessing.connection.wait(list(running), timeout=0.5):
                     process, run_dir, row = running.pop(sentinel)
                     process.join()
@@ -396,8 +404,8 @@ def _write_results(plt, name: str, base: Config, seeds: int, runs: list[dict], v
     a long experiment shows its finished rows; ``complete`` says whether every run is in)."""
     result = {"experiment": name, "seeds": seeds, "complete": complete, "config": base.to_dict(), "runs": runs,
               "summary": _summarise(runs, variants, m)}
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{name}.md").write_text(markdown_table(result, variants, m))
+    write_text_atomic(out / f"{name}.json", json.dumps(result, indent=1) + "\n")
+    write_text_atomic(out / f"{name}.md", markdown_table(result, variants, m))
     _plot_learning_curves(plt, runs, variants, out / f"{name}_learning_curves.png", base, m)
     _plot_quality_diversity(plt, result["summary"], variants, out / f"{name}_quality_diversity.png", m)
     return result
@@ -532,9 +540,15 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
             reason = e if isinstance(e, SeqGANError) else "not a config"
             raise SeqGANError(f"{path} holds a config this seqgan cannot read ({reason}); choose another --out") \
                 from None
-        if held.get("experiment") != name or held_config != base.to_dict():
-            raise SeqGANError(f"{out} holds a different experiment or config ({held.get('experiment')}); "
-                              "choose another --out")
+        if held.get("experiment") != name:
+            raise SeqGANError(f"{out} holds another experiment ({held.get('experiment')}); choose another --out")
+        wanted = base.to_dict()
+        differ = [f"{section}.{key}" for section, fields in wanted.items() for key, value in fields.items()
+                  if held_config[section][key] != value]
+        if differ:
+            raise SeqGANError(f"{out} holds this experiment with another config (differs in "
+                              f"{', '.join(differ[:4])}{' ...' if len(differ) > 4 else ''}); run it with the "
+                              "same preset and --set, or choose another --out")
         _say(f"continuing the experiment in {out}")
         return
     if (out / CHECKPOINT_NAME).is_file():
@@ -542,7 +556,7 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
                           "choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1) + "\n")
+        write_text_atomic(path, json.dumps(record, indent=1) + "\n")
     except OSError as e:
         raise SeqGANError(f"cannot write to {out}: {e.strerror or e}") from None
 
@@ -552,8 +566,9 @@ def _collect(cfg: Config, variant: Variant, seed: int, run_dir: Path, out: Path,
     final = records[-1]
     samples = out / "samples" / f"{variant.name}-seed{seed}.txt"
     samples.parent.mkdir(exist_ok=True)
-    lines = (run_dir / SAMPLES_NAME).read_text(encoding="utf-8").splitlines()[:SAMPLES_KEPT]
-    samples.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = (run_dir / SAMPLES_NAME).read_text(encoding="utf-8").split("\n")  # a sample may hold \x85, \u2028 ...
+    lines = lines[:-1 if lines[-1] == "" else None][:SAMPLES_KEPT]
+    write_text_atomic(samples, "\n".join(lines) + "\n")
     curve = [{"x": _curve_x(r, cfg), m.curve: r[m.curve]} for r in records if r["phase"] != "d_pretrain"]
     sweep = temperature_sweep(cfg, run_dir)
     # Reported numbers: the final evaluation's where the log has them, else the sweep's at τ = 1.
@@ -593,13 +608,17 @@ def _summarise(runs: list[dict], variants: list[Variant], m: Measures) -> dict:
 
 
 def value_at(sweep: list[dict], target: float, x: str = "nll_test", y: str = "nll_oracle") -> float | None:
-    """``y`` where a method's temperature sweep reaches ``x`` = ``target`` (linear interpolation
-    between sweep points; None outside the sweep's range). Default: NLL-oracle at an NLL-test."""
-    points = sorted((p[x], p[y]) for p in sweep)
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        if x0 <= target <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (target - x0) / (x1 - x0)
-    return None
+    """``y`` where a method's temperature sweep reaches ``x`` = ``target``: linear interpolation
+    between neighbouring temperatures; where the sweep crosses ``target`` more than once (it need
+    not be monotone), the crossing nearest temperature 1; None where it never reaches it. Default:
+    NLL-oracle at an NLL-test."""
+    points = [(p["temperature"], p[x], p[y]) for p in sorted(sweep, key=lambda p: p["temperature"])]
+    crossings = []  # (distance of the crossing's temperature from 1, y there)
+    for (t0, x0, y0), (t1, x1, y1) in zip(points, points[1:]):
+        if min(x0, x1) <= target <= max(x0, x1):
+            f = 0.0 if x1 == x0 else (target - x0) / (x1 - x0)
+            crossings.append((abs(t0 + f * (t1 - t0) - 1.0), y0 + f * (y1 - y0)))
+    return min(crossings)[1] if crossings else None
 
 
 def markdown_table(result: dict, variants: list[Variant], m: Measures = SYNTHETIC) -> str:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
 from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, PHASES, SAMPLES_NAME, directory_lock, restore,
-                         save_checkpoint)
+                         save_checkpoint, write_text_atomic)
 from .config import Config, SeqGANError, is_device_name
 from .discriminator import Discriminator, WeightCopy
 from .generator import Generator
@@ -498,7 +498,7 @@ def resolve_corpus(cfg: Config) -> Corpus:
 def write_tokens(path: Path, tokens: torch.Tensor) -> None:
     """One sequence a line, space-separated token ids."""
     lines = (" ".join(map(str, row)) for row in tokens.cpu().tolist())
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def tensorboard_writer_class():
@@ -559,7 +559,7 @@ class RunLog:
         self.writer = tensorboard_writer_class()(str(self.path.parent / "tensorboard")) if tensorboard else None
         self.records = read_metrics(self.path, lines=keep) if keep else []
         self.started = started - (self.records[-1]["elapsed_s"] if self.records else 0.0)
-        self.path.write_text("".join(json.dumps(record) + "\n" for record in self.records))
+        write_text_atomic(self.path, "".join(json.dumps(record) + "\n" for record in self.records))
 
     def write(self, phase: str, step: int, **values) -> dict:
         record = {"phase": phase, "step": step, **{k: v for k, v in values.items() if v is not None},
@@ -689,7 +689,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
         check_run_corpus(corpus, run_dir, cfg.data.corpus)
 
     def write_config() -> None:
-        (run_dir / CONFIG_NAME).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        write_text_atomic(run_dir / CONFIG_NAME, json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -801,7 +801,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
                 held_out = {"nll_valid": nll_test(generator, valid, chunk, masked=True)} if len(valid) else {}
                 log.write(phase, step, nll_test=nll_test(generator, test, chunk, masked=True), **held_out, **values)
                 lines = (corpus.vocab.text(row) for row in samples.tolist())
-                (run_dir / SAMPLES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+                write_text_atomic(run_dir / SAMPLES_NAME, "\n".join(lines) + "\n")
 
         on_rank0(f"the metrics log or samples in {run_dir}", write)
 
