@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from seqgan.checkpoint import run_checkpoint, state_sha256
 from seqgan.train import Interrupted, train
@@ -239,3 +240,25 @@ def test_config_json_follows_the_checkpoint_on_resume(tmp_path, tiny_cfg):
     _, payload = run_checkpoint(run_dir)
     assert json.loads((run_dir / "config.json").read_text()) == json.loads(payload["config"])
     assert json.loads(payload["config"])["run"]["checkpoint_seconds"] == 123.0
+
+
+def test_rng_state_holds_the_runs_own_cuda_device_only(monkeypatch):
+    """A checkpoint's CUDA RNG state is that of the run's device (every rank draws the same numbers,
+    so rank 0's is every rank's): not one per visible GPU, whose entry k rank k restored although
+    rank 0 never drew on GPU k, and none for a CPU run (no CUDA context on a GPU host). Checkpoints
+    with the old per-GPU list restore the entry of the run's device. (CUDA calls stubbed: CPU CI.)"""
+    from seqgan.train import rng_state, set_rng_state
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("every GPU's state read"))
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: calls.append(("get", device)) or "state of it")
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: calls.append(("set", state, device)))
+    assert "cuda" not in rng_state(torch.device("cpu")) and calls == []
+    state = rng_state(torch.device("cuda", 1))
+    assert state["cuda"] == "state of it" and calls == [("get", torch.device("cuda", 1))]
+    set_rng_state(state, torch.device("cuda", 1))
+    set_rng_state({**state, "cuda": ["gpu0", "gpu1", "gpu2"]}, torch.device("cuda", 1))
+    set_rng_state({**state, "cuda": ["gpu0"]}, torch.device("cuda"))
+    set_rng_state(state, torch.device("cpu"))  # a CUDA run resumed on the CPU: nothing to restore there
+    assert calls[1:] == [("set", "state of it", torch.device("cuda", 1)), ("set", "gpu1", torch.device("cuda", 1)),
+                         ("set", "gpu0", torch.device("cuda"))]

@@ -77,8 +77,11 @@ def test_rollout_policy_delayed_copy():
     before = delayed.module.out.weight.clone()
     with torch.no_grad():
         gen.out.weight.add_(1.0)
+        gen.embedding.weight.add_(1.0)
     delayed.update()
     assert torch.allclose(delayed.module.out.weight, 0.8 * before + 0.2 * gen.out.weight)
+    assert torch.equal(delayed.module.embedding.weight, gen.embedding.weight)  # the authors' live embedding
+    assert [name for name, _ in delayed.module.named_parameters()] == [name for name, _ in gen.named_parameters()]
 
 
 def test_delayed_rollout_policy_starts_from_the_pretrained_generator(tmp_path, tiny_cfg, monkeypatch):

@@ -98,6 +98,21 @@ def sum_gradients(module: torch.nn.Module) -> None:
         offset += g.numel()
 
 
+def broadcast_parameters(module: torch.nn.Module) -> None:
+    """Rank 0's parameters on every rank, with one flat broadcast: after an update that every rank
+    makes alike on the same rows (the policy-gradient step, the baselines' updates), so that CUDA
+    kernels that are not bit-reproducible (atomic adds) cannot let the ranks' models drift apart."""
+    if world() == 1:
+        return
+    params = [p.data for p in module.parameters()]
+    flat = torch.cat([p.reshape(-1) for p in params])
+    dist.broadcast(flat, src=0)
+    offset = 0
+    for p in params:
+        p.copy_(flat[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
+
+
 def sum_tensor(value: torch.Tensor) -> torch.Tensor:
     """The sum over ranks of a tensor (a copy; the identity with one process)."""
     if world() == 1:

@@ -88,7 +88,9 @@ def as_reward(reward: Discriminator | Reward, chunk: int = 4096) -> Reward:
 
 class RolloutPolicy:
     """G_β. With rate r = 0 it is the generator itself (β = θ, Algorithm 1 and what the authors'
-    code effectively runs); with r > 0 a delayed copy updated as β ← rβ + (1−r)θ."""
+    code effectively runs); with r > 0 a delayed copy updated as β ← rβ + (1−r)θ for the LSTM and
+    the output layer, with θ's embedding as is (the authors' `update_params` blends those two and
+    takes the live embedding)."""
 
     def __init__(self, generator: Generator, update_rate: float = 0.0):
         self.generator, self.update_rate = generator, update_rate
@@ -104,5 +106,8 @@ class RolloutPolicy:
     def update(self) -> None:
         if self.module is self.generator:
             return
-        for beta, theta in zip(self.module.parameters(), self.generator.parameters()):
-            beta.mul_(self.update_rate).add_(theta.detach(), alpha=1.0 - self.update_rate)
+        for (name, beta), theta in zip(self.module.named_parameters(), self.generator.parameters()):
+            if name.startswith("embedding."):
+                beta.copy_(theta)
+            else:
+                beta.mul_(self.update_rate).add_(theta.detach(), alpha=1.0 - self.update_rate)

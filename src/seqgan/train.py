@@ -637,26 +637,32 @@ class Interrupted(Exception):
     """Raised after a requested stop: the checkpoint for the last completed step is written."""
 
 
-def rng_state() -> dict:
-    """Every random generator the run draws from, as tensors and plain lists (weights_only-safe)."""
+def rng_state(device: torch.device) -> dict:
+    """Every random generator the run draws from, as tensors and plain lists (weights_only-safe):
+    on CUDA, that of the run's own device only. (Every rank of a data-parallel run draws the same
+    numbers, so rank 0's state, which the checkpoint holds, is every rank's; other GPUs are not
+    touched, and no CUDA context is made for a CPU run.)"""
     np_state = np.random.get_state()
     py_state = random.getstate()
     state = {"torch": torch.get_rng_state(),
              "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
              "python": [py_state[0], list(py_state[1]), py_state[2]]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and device.type == "cuda":
+        if isinstance(cuda, list):  # checkpoints before 2026-11-27: one state per visible GPU
+            cuda = cuda[min(device.index or 0, len(cuda) - 1)]
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def train(cfg: Config, run_dir: Path, progress: bool = True, resume: dict | None = None,
@@ -742,7 +748,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
                if device.type == "cuda" and cfg.run.cuda_graphs and dist.world() == 1 and discriminator_batches(cfg)
                else None)
     if resume:
-        set_rng_state(resume["rng"])  # after the capture (which restores the generator it draws from)
+        set_rng_state(resume["rng"], device)  # after the capture (which restores the generator it draws from)
 
     def on_rank0(what: str, action) -> None:
         """``action`` (a file write) on rank 0 alone. Should it fail, every rank stops with one line
@@ -769,7 +775,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
 
         def save() -> None:  # config.json says what the checkpoint holds, also after a resume changed run.*
             save_checkpoint(
-                run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(),
+                run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(device),
                 generator=generator.state_dict(), discriminator=discriminator.state_dict(),
                 mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(),
                 **extra, **vocab_id)
@@ -849,6 +855,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
             loss = supervised_updates(generator, mle_opt, real, s.g_steps * section.updates_per_g_step,
                                       g.batch_size, g.grad_clip, sample_prob or 0.0, masked)
             g_loss = _check_finite(loss, "generator " + method, "adversarial", step)
+            dist.broadcast_parameters(generator)  # every rank made these updates alike: rank 0's bits
         for _ in range(s.g_steps if method in ("seqgan", "pg_bleu") else 0):
             seqs = sample_shared(generator, g.batch_size, chunk, masked)
             reward = discriminator if method == "seqgan" else bleu_reward
@@ -856,6 +863,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
             if masked:  # no credit for positions after the sequence ended
                 rewards = rewards * eos_mask(seqs)
             g_loss = policy_gradient_step(generator, adv_opt, seqs, rewards, g.grad_clip, step)
+            dist.broadcast_parameters(generator)
             mean_reward = rewards.mean().item()
         rollout.update()
         for _ in range(s.d_steps if method == "seqgan" else 0):
