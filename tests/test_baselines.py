@@ -37,8 +37,8 @@ def test_bleu_reward_no_overlap_and_order_longer_than_sequence():
     assert ours[0] == 0.0  # no unigram in any reference: exactly 0, as NLTK
     nltk = sentence_bleu(refs.tolist(), hyps[1].tolist(), (0.25,) * 4, smoothing_function=SmoothingFunction().method1)
     assert ours[1] == pytest.approx(nltk, abs=1e-7)  # 4-grams in a 3-token sequence: NLTK's smoothing
-    with pytest.raises(ValueError):
-        BleuReward(refs, 30, 5000)  # 5000**30 does not fit in 64 bits
+    with pytest.raises(ValueError, match="BLEU-30 n-gram ids over 5000 tokens do not fit in 64 bits"):
+        BleuReward(refs, 30, 5000)
 
 
 def test_pg_bleu_q_values_are_mean_bleu_of_completions():

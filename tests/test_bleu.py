@@ -118,13 +118,13 @@ def test_known_values():
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one reference"):
         bleu([], [S], 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one hypothesis"):
         bleu([S], [], 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least two hypotheses"):
         self_bleu([S], 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
         bleu([S], [S], 0)
 
 

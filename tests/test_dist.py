@@ -143,9 +143,11 @@ def test_a_write_failing_on_rank0_stops_every_rank_with_one_line(tmp_path):
 
 
 def test_a_signal_to_one_rank_stops_both_after_the_same_step(tmp_path):
-    """SIGTERM sent to rank 1 alone (as when one node's processes are stopped): both ranks stop after
-    the same step with the adversarial checkpoint written, both exit 143 with no traceback (rank 0,
-    which got no signal, crashed with an IndexError before), and the resume line is printed once."""
+    """SIGTERM sent to rank 1 alone (as when one node's processes are stopped): both ranks stop with
+    the adversarial checkpoint written, both exit 143 with no traceback (rank 0, which got no
+    signal, crashed with an IndexError before), and the resume line is printed once. (That they stop
+    after the same step is the all-reduce in `dist.any_rank`: a rank stopping alone would leave the
+    other waiting in its next collective, and this test would time out.)"""
     if not os.path.isdir("/proc/self"):
         pytest.skip("finds rank 1's process through /proc")
     import signal

@@ -70,8 +70,11 @@ def test_shared_pretraining_equals_an_independent_run(table1, tmp_path):
         assert strip(lines) == strip(shared_lines)
 
 
-def test_rerun_continues_and_other_config_is_refused(table1, capsys):
+def test_rerun_continues_and_other_config_is_refused(table1, capsys, monkeypatch):
+    from seqgan import experiment
+
     before = json.loads((table1 / "table1.json").read_text())
+    monkeypatch.setattr(experiment, "_run", lambda *args: pytest.fail("a finished run was trained again"))
     assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1),
                  "--no-progress", "--json"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -223,7 +226,13 @@ def test_strategies_tiny(tmp_path):
     assert [r["method"] for r in result["runs"]] == ["a_g100_d1_k10", "b_g30_d1_k30", "c_g1_d1_k10", "d_g1_d5_k3"]
     assert (tmp_path / "strategies.md").is_file() and (tmp_path / "strategies_quality_diversity.png").is_file()
     log = (tmp_path / "runs" / "a_g100_d1_k10-seed88" / "metrics.jsonl").read_text().splitlines()
-    assert sum(json.loads(x)["phase"] == "d_pretrain" for x in log) == cfg.schedule.d_pretrain_rounds  # shared, once
+    assert sum(json.loads(x)["phase"] == "d_pretrain" for x in log) == cfg.schedule.d_pretrain_rounds
+    # Shared, once: one pre-training run, whose log lines every row starts with.
+    assert len([p for p in (tmp_path / "runs").iterdir() if p.name.startswith("pretrain-")]) == 1
+    pretrain_lines = [x for x in log if json.loads(x)["phase"] in ("init", "mle", "d_pretrain")]
+    for run in result["runs"]:
+        lines = (tmp_path / "runs" / f"{run['method']}-seed88" / "metrics.jsonl").read_text().splitlines()
+        assert lines[:len(pretrain_lines)] == pretrain_lines, run["method"]
     from seqgan.experiment import STRATEGIES
     for run in result["runs"]:  # each row trained with its own panel's (g-steps, d-steps, k)
         schedule = json.loads((tmp_path / "runs" / f"{run['method']}-seed88" / "config.json").read_text())["schedule"]

@@ -88,13 +88,13 @@ def test_signal_checkpoints_and_resume_matches_uninterrupted(tmp_path, sig, code
 def test_resume_errors(tmp_path, tiny_cfg):
     train(tiny_cfg, tmp_path / "run", progress=False)
     p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "run"), "--seed", "3"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "drop --seed" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "run")],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "already complete" in p.stderr
     p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "nothing")],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "run directory not found" in p.stderr
 
 
@@ -125,7 +125,7 @@ def test_bad_checkpoints_are_refused_in_one_line(tmp_path, tiny_cfg, capsys):
         (run / "checkpoint.pt").write_bytes(data)
         # A real process for one command (what a user sees on stderr), in process for the others.
         p = subprocess.run([sys.executable, "-m", "seqgan", "sample", "--run", str(run), "--n", "2"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=120)
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 1 and len(lines) == 1 and "checkpoint" in lines[0], (name, p.stderr)
         for args in (["train", "--resume", str(run)], ["inspect", str(run)]):

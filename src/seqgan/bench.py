@@ -23,6 +23,8 @@ from .train import (GraphedDiscriminatorStep, adam, build_discriminator, build_g
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def _best_time(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -828,6 +829,10 @@ def main(argv: list[str] | None = None) -> int:
         message = text.splitlines()[0] if text else type(e).__name__
         _error_line(f"seqgan: error: out of memory ({message[:160]}); choose smaller sizes")
         return 1
+    except BrokenPipeError:  # `seqgan sample … | head`: the reader has gone; quiet, as other Unix tools
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
     except OSError as e:
         where = f" {e.filename}:" if getattr(e, "filename", None) else ""
         _error_line(f"seqgan: error:{where} {e.strerror or e}")

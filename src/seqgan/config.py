@@ -242,7 +242,7 @@ class Config:
             raise SeqGANError("discriminator.filter_sizes and num_filters must be non-empty and the same length")
         if min(dis.filter_sizes) < 1 or min(dis.num_filters) < 1:
             raise SeqGANError("discriminator filter sizes and counts must be >= 1")
-        if max(dis.filter_sizes) > d.seq_len:
+        if max(dis.filter_sizes) > d.seq_len and not d.corpus:  # a corpus sets seq_len, dropping wider filters
             raise SeqGANError(
                 f"discriminator filter size {max(dis.filter_sizes)} exceeds data.seq_len {d.seq_len}")
         if not 0 <= s.rollout_update_rate < 1:
@@ -253,7 +253,7 @@ class Config:
             prob = getattr(self.scheduled_sampling, name)
             if not 0 <= prob <= 1:
                 raise SeqGANError(f"scheduled_sampling.{name} must be in [0, 1], got {prob}")
-        if s.method == "pg_bleu" and d.vocab_size ** self.pg_bleu.n >= 2 ** 63:
+        if s.method == "pg_bleu" and (self.pg_bleu.n > 63 or d.vocab_size ** self.pg_bleu.n >= 2 ** 63):
             raise SeqGANError(f"pg_bleu.n = {self.pg_bleu.n} is too large for vocab_size {d.vocab_size} "
                               "(n-gram ids must fit in 64 bits)")
         if dis.highway_init not in ("pytorch", "glorot"):
@@ -269,7 +269,7 @@ class Config:
 def is_device_name(name: str) -> bool:
     """auto, cpu, cuda, cuda:N or mps: the run.device values (whether the machine has it is
     `train.resolve_device`'s question)."""
-    return name in ("auto", "cpu", "cuda", "mps") or re.fullmatch("cuda:[0-9]+", name) is not None
+    return name in ("auto", "cpu", "cuda", "mps") or re.fullmatch("cuda:(0|[1-9][0-9]*)", name) is not None
 
 
 def _convert(value, type_, name: str):
@@ -279,7 +279,7 @@ def _convert(value, type_, name: str):
         if origin is tuple:
             (inner, _) = typing.get_args(type_)
             if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
+                value = [v for v in re.split(r"[,\s]+", value) if v]  # "1,2", "1, 2" or "1 2"
             return tuple(_convert(v, inner, name) for v in value)
         if type_ is bool:
             if isinstance(value, bool):
