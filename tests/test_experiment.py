@@ -211,6 +211,28 @@ def test_a_resumed_experiment_keeps_every_finished_run_in_its_results(table1, tm
     assert result["complete"] is False
 
 
+def test_temperature_sweep_cache_belongs_to_its_generator(table1, tmp_path):
+    """temperatures.json is reused for the generator it measured only: marked with another
+    generator's sha256 (a run trained again) it is measured again; a cache from before the sha256
+    was kept (a bare list) is taken as is."""
+    import shutil
+
+    from seqgan.checkpoint import run_checkpoint
+    from seqgan.experiment import temperature_sweep
+
+    run = tmp_path / "mle-seed88"
+    shutil.copytree(table1 / "runs" / "mle-seed88", run)
+    cfg, _ = run_checkpoint(run)
+    held = json.loads((run / "temperatures.json").read_text())
+    measured = held["rows"]
+    assert len(held["generator_sha256"]) == 64 and temperature_sweep(cfg, run) == measured
+    forged = [dict(r, nll_oracle=999.0) for r in measured]
+    (run / "temperatures.json").write_text(json.dumps({"generator_sha256": "0" * 64, "rows": forged}))
+    assert temperature_sweep(cfg, run) == measured  # measured again, the same numbers
+    (run / "temperatures.json").write_text(json.dumps(forged))
+    assert temperature_sweep(cfg, run) == forged
+
+
 def test_unknown_experiment(tmp_path, capsys):
     assert main(["experiment", "table9", "--preset", "tiny", "--out", str(tmp_path)]) == 1
     assert "unknown experiment 'table9'" in capsys.readouterr().err

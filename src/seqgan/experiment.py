@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock,
-                         load_checkpoint, restore, write_text_atomic)
+                         load_checkpoint, restore, state_sha256, write_text_atomic)
 from .config import Config, SeqGANError, check_seed, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos
@@ -163,22 +163,30 @@ def _pretraining_config(cfg: Config, through: str) -> Config:
 
 @torch.no_grad()
 def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> list[dict]:
-    """NLL-oracle and NLL-test of the run's final generator at each temperature (cached in
-    RUN_DIR/temperatures.json). Samples are drawn with torch seeded from run.seed."""
+    """NLL-oracle and NLL-test of the run's final generator at each temperature, cached in
+    RUN_DIR/temperatures.json with the sha256 of the generator it measured (a cache of another
+    generator, e.g. of a run trained again, is measured again; one from before the sha256 was
+    kept is taken as is). Samples are drawn with torch seeded from run.seed."""
     cache = run_dir / TEMPERATURES_NAME
-    rows = _read_json(cache) if cache.is_file() else None
+    weights = load_checkpoint(run_dir / CHECKPOINT_NAME)[1]["generator"]
+    sha = state_sha256(weights)
+    held = _read_json(cache) if cache.is_file() else None
+    if isinstance(held, list):  # written before the generator's sha256 was kept
+        held = {"rows": held}
+    rows = held.get("rows") if isinstance(held, dict) else None
     if isinstance(rows, list) and all(isinstance(r, dict) for r in rows) \
-            and [r.get("temperature") for r in rows] == list(temperatures):
-        return rows  # else (absent, another sweep, or unreadable) measured again
+            and [r.get("temperature") for r in rows] == list(temperatures) \
+            and held.get("generator_sha256", sha) == sha:
+        return rows  # else (absent, another sweep or generator, or unreadable) measured again
     device = resolve_device(cfg.run.device)
     d, chunk = cfg.data, cfg.run.sample_batch
     generator = build_generator(cfg).to(device)
-    restore(generator, load_checkpoint(run_dir / CHECKPOINT_NAME)[1]["generator"], "generator")
+    restore(generator, weights, "generator")
     generator.eval()
     torch.manual_seed(cfg.run.seed)
     if d.corpus:
         rows = _corpus_sweep(cfg, generator, run_dir, temperatures)
-        write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
+        write_text_atomic(cache, json.dumps({"generator_sha256": sha, "rows": rows}, indent=1) + "\n")
         return rows
     oracle = build_oracle(d)
     test = oracle_test_samples(oracle, d, chunk).to(device)
@@ -188,7 +196,7 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
         samples = generator.sample(cfg.schedule.num_eval, temperature=tau, chunk=chunk)
         rows.append({"temperature": tau, "nll_oracle": nll_oracle(oracle, samples, chunk),
                      "nll_test": nll_test(generator, test, chunk, temperature=tau)})
-    write_text_atomic(cache, json.dumps(rows, indent=1) + "\n")
+    write_text_atomic(cache, json.dumps({"generator_sha256": sha, "rows": rows}, indent=1) + "\n")
     return rows
 
 
