@@ -40,7 +40,7 @@ from pathlib import Path
 from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, \
     directory_lock, load_checkpoint, save_checkpoint
 from seqgan.cli import _interruptible
-from seqgan.config import Config, SeqGANError, preset
+from seqgan.config import Config, SeqGANError, differing_fields, preset
 from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
     _with_edits, _write_results, config_in, measures, read_result, record_config, table1_variants, temperature_sweep
 from seqgan.train import Interrupted, keep_freed_memory
@@ -193,12 +193,9 @@ def import_(exported: Path, experiment: Path, preset_name: str | None = None) ->
         checked = whole.read_bytes()
     if payload["phase"] != "done":
         raise SeqGANError(f"{exported}: its run is not finished (phase {payload['phase']})")
-    held = _with_edits(cfg, {f"run.{key}": getattr(row.cfg.run, key) for key in EXECUTION})
-    if held.to_dict() != row.cfg.to_dict():
-        differ = [f"{section}.{key}" for section, fields in row.cfg.to_dict().items()
-                  for key, value in fields.items() if held.to_dict()[section][key] != value]
-        raise SeqGANError(f"{exported}: its config is not the experiment's {name} row's "
-                          f"(differs in {', '.join(differ[:4])}{' ...' if len(differ) > 4 else ''})")
+    differ = differing_fields(_with_edits(cfg, {f"run.{key}": getattr(row.cfg.run, key) for key in EXECUTION}), row.cfg)
+    if differ:
+        raise SeqGANError(f"{exported}: its config is not the experiment's {name} row's (differs in {differ})")
     # Locked first (refused while an experiment trains this run), cleaned up inside the lock: a
     # failure removes only what this import wrote, never a directory another process has taken.
     made = _new_top(run_dir)  # before the lock makes it

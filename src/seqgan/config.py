@@ -304,6 +304,15 @@ def _convert(value, type_, name: str):
     raise SeqGANError(f"{name}: cannot read {value!r} as {getattr(type_, '__name__', type_)}")
 
 
+def differing_fields(held: Config, wanted: Config, shown: int = 4) -> str:
+    """The fields in which ``held`` differs from ``wanted``, as "section.key, ..." (the first
+    ``shown`` of them, then " ..."), for an error message; "" where the two are the same."""
+    theirs, ours = held.to_dict(), wanted.to_dict()
+    fields = [f"{section}.{key}" for section, values in ours.items() for key, value in values.items()
+              if theirs[section][key] != value]
+    return ", ".join(fields[:shown]) + (" ..." if len(fields) > shown else "")
+
+
 def set_field(cfg: Config, key: str, value) -> None:
     """Set ``section.field`` from a string or JSON value; unknown keys are errors."""
     section_name, _, field_name = key.partition(".")

@@ -37,7 +37,7 @@ import torch
 
 from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock,
                          load_checkpoint, restore, state_sha256, write_text_atomic)
-from .config import Config, SeqGANError, check_seed, set_field
+from .config import Config, SeqGANError, check_seed, differing_fields, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
@@ -543,20 +543,17 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
             raise SeqGANError(f"{path} is not an experiment record (unreadable or not a JSON object); "
                               "choose another --out")
         try:  # through the current Config, so fields added since it was written take their defaults
-            held_config = Config.from_dict(held.get("config", {})).to_dict()
+            held_config = Config.from_dict(held.get("config", {}))
         except (SeqGANError, AttributeError, TypeError, ValueError) as e:  # not a config this seqgan reads
             reason = e if isinstance(e, SeqGANError) else "not a config"
             raise SeqGANError(f"{path} holds a config this seqgan cannot read ({reason}); choose another --out") \
                 from None
         if held.get("experiment") != name:
             raise SeqGANError(f"{out} holds another experiment ({held.get('experiment')}); choose another --out")
-        wanted = base.to_dict()
-        differ = [f"{section}.{key}" for section, fields in wanted.items() for key, value in fields.items()
-                  if held_config[section][key] != value]
+        differ = differing_fields(held_config, base)
         if differ:
-            raise SeqGANError(f"{out} holds this experiment with another config (differs in "
-                              f"{', '.join(differ[:4])}{' ...' if len(differ) > 4 else ''}); run it with the "
-                              "same preset and --set, or choose another --out")
+            raise SeqGANError(f"{out} holds this experiment with another config (differs in {differ}); run it "
+                              "with the same preset and --set, or choose another --out")
         _say(f"continuing the experiment in {out}")
         return
     if (out / CHECKPOINT_NAME).is_file():
