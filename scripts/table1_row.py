@@ -19,9 +19,10 @@ says "done"; the reassembled checkpoint's sha256 proves the parts came back whol
 The config is the experiment's own, from EXPERIMENT_DIR/experiment.json (copy it over with the
 pre-training), with run.device=auto; without that file, the preset (default paper). The run is
 the experiment's own row (same config edits, same pre-training), so only the hardware differs
-from a run made here; `import` checks that the run is finished and holds that row's config. Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first
-(on this machine: to share the CPU experiment's pre-training bit for bit, make it on the CPU);
-with --require-pretraining it refuses instead, so a carry that went missing costs no device time.
+from a run made here; `import` checks that the run is finished and holds that row's config.
+Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first (on this machine: to
+share the CPU experiment's pre-training bit for bit, make it on the CPU); with
+--require-pretraining it refuses instead, so a carry that went missing costs no device time.
 With --seconds N the run stops (checkpointed) at the first step boundary after N seconds and
 the command exits 3; Ctrl-C or SIGTERM stops it the same way with exit 130 / 143. Run it again,
 on the same machine, to go on.
@@ -221,7 +222,8 @@ def collect(experiment: Path, results: Path) -> None:
         raise SeqGANError(f"{experiment / EXPERIMENT_RECORD_NAME} holds another config than {results / 'table1.json'}")
     plt, m, variants = _pyplot(), measures(base), table1_variants()
     names = {v.name for v in variants}
-    if not all(isinstance(r, dict) and r.get("method") in names and isinstance(r.get("seed"), int) for r in record["runs"]):
+    if not all(isinstance(r, dict) and r.get("method") in names and isinstance(r.get("seed"), int)
+               for r in record["runs"]):
         raise SeqGANError(f"{results / 'table1.json'} holds a run without a table1 method and seed (not as written)")
     runs = {(r["method"], r["seed"]): r for r in record["runs"]}
     added = []

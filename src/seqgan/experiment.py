@@ -296,7 +296,8 @@ _INTERRUPTED = 3  # a worker's exit code after a requested stop (its checkpoint 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop, finished: dict[int, dict]) -> dict | None:
+def _run_in_parallel(rows: list[_Row], jobs: int, collect, write, should_stop,
+                     finished: dict[int, dict]) -> dict | None:
     """Train up to ``jobs`` runs at once, each in its own process with 1/jobs of torch's threads;
     a run starts once the shared pre-training it continues has finished. Results are written as
     runs finish, in table order. Workers ignore SIGINT / SIGTERM (a terminal's Ctrl-C or a job

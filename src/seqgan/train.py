@@ -775,8 +775,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
 
         def save() -> None:  # config.json says what the checkpoint holds, also after a resume changed run.*
             save_checkpoint(
-                run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records), rng=rng_state(device),
-                generator=generator.state_dict(), discriminator=discriminator.state_dict(),
+                run_dir / CHECKPOINT_NAME, cfg, phase=phase, step=step, log_lines=len(log.records),
+                rng=rng_state(device), generator=generator.state_dict(), discriminator=discriminator.state_dict(),
                 mle_optimizer=mle_opt.state_dict(), adv_optimizer=adv_opt.state_dict(), d_optimizer=d_opt.state_dict(),
                 **extra, **vocab_id)
             write_config()
