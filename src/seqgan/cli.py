@@ -391,7 +391,7 @@ def cmd_evaluate(args) -> int:
     from .bleu import bleu, self_bleu
     from .data import check_run_corpus, load_corpus
     from .metrics import nll_oracle, nll_test
-    from .oracle import build_oracle, oracle_test_samples
+    from .oracle import oracle_and_test_set
 
     cfg, generator, vocab = _load_run(args.run, args.device)
     corpus = None
@@ -401,9 +401,7 @@ def cmd_evaluate(args) -> int:
     torch.manual_seed(args.seed)
     samples = _generate(generator, vocab, args.n, args.temperature)
     if vocab is None:  # synthetic: references are held-out oracle samples, tokens are ids
-        oracle = build_oracle(cfg.data)  # the test set drawn on the CPU, as in training: the same tokens on any device
-        test = oracle_test_samples(oracle, cfg.data, cfg.run.sample_batch).to(samples.device)
-        oracle.to(samples.device)
+        oracle, test = oracle_and_test_set(cfg.data, samples.device, cfg.run.sample_batch)
         hypotheses, references = samples.tolist(), test.tolist()
         result = {"nll_oracle": nll_oracle(oracle, samples)}
     else:

@@ -41,7 +41,7 @@ from .config import Config, SeqGANError, check_seed, differing_fields, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos
 from .metrics import nll_oracle, nll_test
-from .oracle import build_oracle, oracle_test_samples
+from .oracle import oracle_and_test_set
 from .train import (PROGRESS_LINE_SECONDS, Interrupted, build_generator, keep_freed_memory, latest_nll,
                     read_metrics, resolve_device, train, use_compile)
 
@@ -188,9 +188,7 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
         rows = _corpus_sweep(cfg, generator, run_dir, temperatures)
         write_text_atomic(cache, json.dumps({"generator_sha256": sha, "rows": rows}, indent=1) + "\n")
         return rows
-    oracle = build_oracle(d)
-    test = oracle_test_samples(oracle, d, chunk).to(device)
-    oracle.to(device)
+    oracle, test = oracle_and_test_set(d, device, chunk)
     rows = []
     for tau in temperatures:
         samples = generator.sample(cfg.schedule.num_eval, temperature=tau, chunk=chunk)

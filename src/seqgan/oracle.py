@@ -113,6 +113,15 @@ def oracle_test_samples(oracle: Generator, data: DataConfig, chunk: int = 4096) 
     return oracle_samples(oracle, data.num_test, data.data_seed + 1, chunk)
 
 
+def oracle_and_test_set(data: DataConfig, device: torch.device,
+                        chunk: int = 4096) -> tuple[Generator, torch.Tensor]:
+    """The oracle on ``device`` and its held-out test set there, the set drawn on the CPU first as
+    `train` draws it, so it holds the same tokens whatever the device."""
+    oracle = build_oracle(data)
+    test = oracle_test_samples(oracle, data, chunk).to(device)
+    return oracle.to(device), test
+
+
 def oracle_samples(oracle: Generator, n: int, seed: int, chunk: int = 4096) -> torch.Tensor:
     """``n`` oracle sequences drawn with their own RNG, independent of the run's global seed."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
