@@ -50,6 +50,14 @@ def corpus_path(name: str) -> Path:
     return Path(name)
 
 
+def split_lines(text: str) -> list[str]:
+    """``text``'s lines, ended by \\n, \\r\\n or \\r (Python's universal newlines; not str.splitlines,
+    which also breaks at \\x0c, \\x1c-\\x1e, \\x85, \\u2028 and \\u2029 inside a line); a final
+    terminator starts no new line."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def read_lines(path: Path) -> list[str]:
     """The lines of a UTF-8 text file (ended by \\n, \\r\\n or \\r, like Python's universal newlines);
     errors name the file (and line) and say what is wrong."""
@@ -67,10 +75,7 @@ def read_lines(path: Path) -> list[str]:
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
-    # Not str.splitlines, which also breaks at \x0c, \x1c-\x1e, \x85, \u2028 and \u2029 inside a line.
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines[-1] == "":  # the last line's terminator starts no new line
-        lines.pop()
+    lines = split_lines(text)
     if not any(line.strip() for line in lines):
         raise SeqGANError(f"{path}: no sequences (the file is empty)")
     return lines

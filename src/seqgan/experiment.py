@@ -39,7 +39,7 @@ from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, 
                          load_checkpoint, restore, state_sha256, write_text_atomic)
 from .config import Config, SeqGANError, check_seed, differing_fields, set_field
 from .bleu import bleu, self_bleu
-from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos
+from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos, split_lines
 from .metrics import nll_oracle, nll_test
 from .oracle import oracle_and_test_set
 from .train import (PROGRESS_LINE_SECONDS, Interrupted, build_generator, keep_freed_memory, latest_nll,
@@ -570,8 +570,7 @@ def _collect(cfg: Config, variant: Variant, seed: int, run_dir: Path, out: Path,
     final = records[-1]
     samples = out / "samples" / f"{variant.name}-seed{seed}.txt"
     samples.parent.mkdir(exist_ok=True)
-    lines = (run_dir / SAMPLES_NAME).read_text(encoding="utf-8").split("\n")  # a sample may hold \x85, \u2028 ...
-    lines = lines[:-1 if lines[-1] == "" else None][:SAMPLES_KEPT]
+    lines = split_lines((run_dir / SAMPLES_NAME).read_text(encoding="utf-8"))[:SAMPLES_KEPT]  # may hold \x85 ...
     write_text_atomic(samples, "\n".join(lines) + "\n")
     curve = [{"x": _curve_x(r, cfg), m.curve: r[m.curve]} for r in records if r["phase"] != "d_pretrain"]
     sweep = temperature_sweep(cfg, run_dir)
