@@ -165,6 +165,31 @@ def test_full_disk_during_checkpoint_is_one_line_and_keeps_the_last_checkpoint(t
     assert run_checkpoint(out)[1]["phase"] == "done"
 
 
+def test_checkpoint_rename_is_made_durable_by_syncing_its_directory(tmp_path, tiny_cfg, monkeypatch):
+    """After the file's own fsync and the rename, the directory holding it is fsynced too (else a
+    power loss may bring back the old directory entry); the order is file, rename, directory."""
+    import os
+    import stat
+
+    import seqgan.checkpoint as ckpt
+
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "fsync", fsync)
+    monkeypatch.setattr(ckpt.os, "replace", replace)
+    ckpt.save_checkpoint(tmp_path / "checkpoint.pt", tiny_cfg, phase="done", step=0, generator={})
+    assert events == ["fsync file", "rename", "fsync directory"]
+    assert ckpt.load_checkpoint(tmp_path / "checkpoint.pt")[1]["phase"] == "done"
+
+
 def test_checkpoint_written_with_gpu_optimizer_options_resumes_on_cpu(tmp_path, tiny_cfg):
     """A checkpoint's Adam state carries its machine's options (capturable / fused on CUDA, where
     the discriminator step is a CUDA graph). Resuming elsewhere keeps this machine's options: a

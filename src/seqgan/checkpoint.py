@@ -96,6 +96,7 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)
     except (OSError, RuntimeError) as e:  # disk full, directory gone or read-only; torch wraps some as RuntimeError
         try:
             tmp.unlink(missing_ok=True)
@@ -104,6 +105,21 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
         kept = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written"
         reason = getattr(e, "strerror", None) or _message_line(e)[:120]
         raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable: without it a power loss may bring back the old
+    entry. Where a directory cannot be opened for that (not POSIX), the rename stays atomic only."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
