@@ -19,7 +19,7 @@ from pathlib import Path
 
 from seqgan.checkpoint import CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, load_checkpoint
 from seqgan.cli import _interruptible
-from seqgan.config import SeqGANError, preset
+from seqgan.config import SeqGANError, differing_fields, preset
 from seqgan.experiment import _finished, _run, _with_edits, record_config, temperature_sweep
 
 
@@ -29,10 +29,10 @@ def ss_per_epoch(experiment: Path, out: Path, seed: int, should_stop=lambda: Fal
                              "scheduled_sampling.updates_per_g_step": 157})
     start = experiment / "runs" / f"pretrain-mle-seed{seed}"
     if (out / CHECKPOINT_NAME).is_file():  # OUT_DIR resumes its own checkpoint, if it is this run's
-        held = load_checkpoint(out / CHECKPOINT_NAME)[0]
-        if _with_edits(held, {"run.device": cfg.run.device}).to_dict() != cfg.to_dict():
-            raise SeqGANError(f"{out} holds another run than this one (seed {seed}, from {experiment}'s config); "
-                              "choose another OUT_DIR")
+        differ = differing_fields(load_checkpoint(out / CHECKPOINT_NAME)[0], cfg, execution=False)
+        if differ:
+            raise SeqGANError(f"{out} holds another run than this one (seed {seed}, from {experiment}'s config; "
+                              f"differs in {differ}); choose another OUT_DIR")
     else:
         if not experiment.is_dir():
             raise SeqGANError(f"{experiment} is not a directory")

@@ -49,7 +49,6 @@ from seqgan.train import Interrupted, keep_freed_memory
 PART = 15 << 20  # bytes per part of the exported checkpoint
 FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, TEMPERATURES_NAME)
 OPTIMIZERS = ("mle_optimizer", "adv_optimizer", "d_optimizer")
-EXECUTION = ("device", "deterministic", "tensorboard")  # run.* fields a resume may change: not the row's numbers
 
 
 def _row(experiment: Path, method: str, seed: int, preset_name: str | None = None, device: str | None = None) -> _Row:
@@ -163,7 +162,7 @@ def export(run_dir: Path, out: Path) -> None:
 def import_(exported: Path, experiment: Path, preset_name: str | None = None) -> None:
     """Add the exported run to EXPERIMENT_DIR as its row of the same name, once its checkpoint has
     come back whole, is finished and holds that row's config (`experiment_config`, up to the run.*
-    fields that say where it ran: ``EXECUTION``)."""
+    fields that say where it ran: ``EXECUTION_FIELDS``)."""
     name = Path(os.path.abspath(exported)).name  # `import . DIR` too
     run_dir = experiment / "runs" / name
     if (run_dir / CHECKPOINT_NAME).exists():
@@ -194,7 +193,7 @@ def import_(exported: Path, experiment: Path, preset_name: str | None = None) ->
         checked = whole.read_bytes()
     if payload["phase"] != "done":
         raise SeqGANError(f"{exported}: its run is not finished (phase {payload['phase']})")
-    differ = differing_fields(_with_edits(cfg, {f"run.{key}": getattr(row.cfg.run, key) for key in EXECUTION}), row.cfg)
+    differ = differing_fields(cfg, row.cfg, execution=False)
     if differ:
         raise SeqGANError(f"{exported}: its config is not the experiment's {name} row's (differs in {differ})")
     # Locked first (refused while an experiment trains this run), cleaned up inside the lock: a

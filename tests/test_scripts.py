@@ -79,6 +79,24 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     assert (here / "runs" / "mle-seed88" / "config.json").is_file()
 
 
+def test_a_row_from_a_pre_training_without_optimizer_state_is_one_line(tmp_path):
+    """A finished pre-training saved without optimizer state (as `export` writes a finished run)
+    cannot be continued: one line naming it, not a KeyError, and the row's directory is not made."""
+    from seqgan.checkpoint import save_checkpoint
+
+    mle = next(v for v in table1_variants() if v.name == "mle")
+    row = _Row(mle, 88, tmp_path, _with_edits(preset("tiny"), {"run.seed": 88}))
+    train(row.pretraining, row.start, progress=False)
+    cfg, payload = run_checkpoint(row.start)
+    kept = {k: v for k, v in payload.items() if k not in ("format_version", "config", "sha256", "mle_optimizer")}
+    save_checkpoint(row.start / "checkpoint.pt", cfg, **kept)
+    with pytest.raises(SeqGANError) as refused:
+        experiment._run(row.cfg, row.run_dir, False, lambda: False, row.start, "mle")
+    assert str(refused.value) == (f"{row.start} cannot be continued: its checkpoint holds no 'mle_optimizer' (a "
+                                  "finished run exported without optimizer state); train that pre-training again")
+    assert not row.run_dir.exists()
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("stage, stopped_dir", [("pretraining", "pretrain-mle-seed88"), ("row", "mle-seed88")])
 def test_run_stopped_by_a_signal_exits_checkpointed_and_resumes(tmp_path, monkeypatch, capsys, sig, code,
@@ -411,7 +429,24 @@ def test_ss_per_epoch_refuses_to_resume_another_run(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as refused:
         module.main([str(tmp_path), str(out), "88"])
     assert refused.value.code == f"ss_per_epoch.py: error: {out} holds another run than this one (seed 88, " \
-                                 f"from {tmp_path}'s config); choose another OUT_DIR"
+                                 f"from {tmp_path}'s config; differs in run.seed); choose another OUT_DIR"
+
+
+def test_ss_per_epoch_resumes_its_run_moved_to_another_device_setting(tmp_path, monkeypatch):
+    """Only the run.* fields that say where a run executes (`EXECUTION_FIELDS`) may differ: the
+    same rule as `table1_row.py import`."""
+    spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = _ss_checkpoint(module, tmp_path, monkeypatch, 88)
+    held = module.load_checkpoint(out)[0]
+    held.run.deterministic, held.run.tensorboard = not held.run.deterministic, not held.run.tensorboard
+    monkeypatch.setattr(module, "load_checkpoint", lambda path: (held, {"phase": "adversarial"}))
+    resumed = []
+    monkeypatch.setattr(module, "_run", lambda *args: resumed.append(args[1]))
+    monkeypatch.setattr(module, "temperature_sweep", lambda cfg, run_dir: [])
+    module.ss_per_epoch(tmp_path, out, 88)
+    assert resumed == [out]
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

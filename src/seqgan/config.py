@@ -304,12 +304,19 @@ def _convert(value, type_, name: str):
     raise SeqGANError(f"{name}: cannot read {value!r} as {getattr(type_, '__name__', type_)}")
 
 
-def differing_fields(held: Config, wanted: Config, shown: int = 4) -> str:
+# run.* fields that say where and how a run executes, not what it computes: a run copied to or from
+# another machine is still "the same run" if only these differ.
+EXECUTION_FIELDS = ("device", "deterministic", "tensorboard")
+
+
+def differing_fields(held: Config, wanted: Config, shown: int = 4, execution: bool = True) -> str:
     """The fields in which ``held`` differs from ``wanted``, as "section.key, ..." (the first
-    ``shown`` of them, then " ..."), for an error message; "" where the two are the same."""
+    ``shown`` of them, then " ..."), for an error message; "" where the two are the same.
+    ``execution=False`` leaves out `EXECUTION_FIELDS`."""
     theirs, ours = held.to_dict(), wanted.to_dict()
     fields = [f"{section}.{key}" for section, values in ours.items() for key, value in values.items()
-              if theirs[section][key] != value]
+              if theirs[section][key] != value
+              and (execution or section != "run" or key not in EXECUTION_FIELDS)]
     return ", ".join(fields[:shown]) + (" ..." if len(fields) > shown else "")
 
 

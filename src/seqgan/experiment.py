@@ -35,8 +35,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, directory_lock,
-                         load_checkpoint, restore, state_sha256, write_text_atomic)
+from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, STATE_KEYS,
+                         directory_lock, load_checkpoint, restore, state_sha256, write_text_atomic)
 from .config import Config, SeqGANError, check_seed, differing_fields, set_field
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos, split_lines
@@ -142,6 +142,10 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
         train(cfg, run_dir, progress, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
         return
     _, state = load_checkpoint(start_from / CHECKPOINT_NAME, resume=True)
+    missing = [key for key in STATE_KEYS if key not in state]  # a finished run may have been saved without them
+    if missing:
+        raise SeqGANError(f"{start_from} cannot be continued: its checkpoint holds no {missing[0]!r} (a finished "
+                          "run exported without optimizer state); train that pre-training again")
     s = cfg.schedule
     state["phase"], state["step"] = start_phase, s.mle_epochs if start_phase == "mle" else s.d_pretrain_rounds
     run_dir.mkdir(parents=True, exist_ok=True)
