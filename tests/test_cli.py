@@ -167,12 +167,14 @@ def test_plain_discriminator_epoch_learns():
     (["train", "--device", "tpu"], ["run.device", "tpu"]),
     (["train", "--device", "cuda:x"], ["run.device", "cuda:x"]),
     (["train", "--set", "run.compile=maybe"], ["run.compile", "maybe"]),
+    (["train", "--set", "data.corpus=poems"], ["choose the corpus with --data, not --set data.corpus"]),
+    (["experiment", "table1", "--set", "data.corpus=x.txt"], ["choose the corpus with --dataset"]),
     (["sample", "--run", "/nonexistent/run", "--n", "3"], ["run directory not found"]),
     (["score-oracle", "/nonexistent/file.txt"], ["file not found"]),
     (["score-oracle", "x.txt", "--oracle", "/nonexistent/o.npz"], ["oracle file not found"]),
 ])
 def test_bad_input_one_line_errors(args, needles, tmp_path):
-    if args[0] == "train":  # where a check regressed, the run would write here, not into the repository
+    if args[0] in ("train", "experiment"):  # where a check regressed, the run would write here, not into the repository
         args = [*args, "--out", str(tmp_path / "run")]
     assert_one_line_error(*run_cli(*args)[::2], *needles)
 

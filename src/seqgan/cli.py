@@ -102,6 +102,9 @@ def _config_from_args(args) -> Config:
         key, sep, value = item.partition("=")
         if not sep:
             raise SeqGANError(f"--set expects key=value, got {item!r}")
+        if key.strip() == "data.corpus":  # --data also takes the corpus's defaults and a full path
+            flag = "--dataset" if hasattr(args, "dataset") else "--data"
+            raise SeqGANError(f"choose the corpus with {flag}, not --set data.corpus")
         set_field(cfg, key.strip(), value.strip())
     if getattr(args, "tokenize", None) is not None and not cfg.data.corpus:
         flag = "--dataset" if hasattr(args, "dataset") else "--data"
