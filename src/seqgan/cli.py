@@ -700,15 +700,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default: runs/PRESET-seedN-TIME)")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--device", default=None,
+                   help="auto | cpu | cuda | cuda:N | mps (default: auto; with --resume, the run's own)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (DIR/tensorboard)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic CUDA kernels where available (CPU runs are reproducible anyway)")
     p.add_argument("--data", default=None, metavar="poems|shakespeare|music|ptb|PATH",
-                   help="train on a shipped corpus or a UTF-8 text file, one sequence a line "
+                   help="train on a named corpus (poems, shakespeare: shipped; music, ptb: from installed "
+                        "packages) or a UTF-8 text file, one sequence a line "
                         "(default: the synthetic oracle task)")
     p.add_argument("--tokenize", default=None, choices=("char", "word"),
-                   help="corpus tokens (default: the shipped corpus's, else char)")
+                   help="corpus tokens (default: the named corpus's, else char)")
     p.add_argument("--method", default=None, choices=METHODS,
                    help="what trains G after MLE pre-training: seqgan (default) or a baseline "
                         "(= --set schedule.method=...)")
@@ -721,15 +723,16 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(Figure 3) | realdata (MLE vs SeqGAN on a corpus)")
     p.add_argument("name", help="table1 | strategies | realdata")
     p.add_argument("--dataset", default=None, metavar="poems|shakespeare|music|ptb|FILE",
-                   help="realdata: a shipped corpus or a text file")
+                   help="realdata: a named corpus (as train's --data) or a text file")
     p.add_argument("--tokenize", default=None, choices=("char", "word"),
-                   help="realdata: corpus tokens (default: the shipped corpus's, else char)")
+                   help="realdata: corpus tokens (default: the named corpus's, else char)")
     p.add_argument("--preset", default="quick", choices=PRESETS,
                    help="schedule and sizes of every run (default: quick)")
     p.add_argument("--seeds", type=_positive_int, default=3,
                    help="seeds per method: run.seed, run.seed+1, ... (default 3)")
     p.add_argument("--seed", type=_seed, default=None, help="first seed (default: the preset's, 88)")
-    p.add_argument("--out", default=None, help="experiment directory (default: runs/experiment-NAME-PRESET); "
+    p.add_argument("--out", default=None, help="experiment directory (default: runs/experiment-NAME-PRESET, "
+                                               "realdata: runs/experiment-realdata-DATASET-PRESET); "
                                                "re-run the same command to continue it")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: auto)")
@@ -762,7 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="PNG learning curves (NLL, losses, D accuracy) from a run's metrics log")
     p.add_argument("run", help="run directory written by `seqgan train`")
-    p.add_argument("--out", default=None, help="PNG file (default: RUN/learning_curves.png)")
+    p.add_argument("--out", default=None,
+                   help="image file, its format from the suffix (default: RUN/learning_curves.png; no suffix: .png)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("inspect", help="a run's config, phase/step, last metrics and parameter hashes; "
