@@ -294,6 +294,14 @@ def test_realdata_tiny_on_a_text_file(tmp_path, capsys):
         assert (out / r["samples"]).read_text().strip()
     assert "| Self-BLEU-2 |" in (out / "realdata.md").read_text()
     assert (out / "realdata_quality_diversity.png").is_file()
+    # A re-run whose finished run must be swept again (its cache gone) fits the sweep's generator to
+    # the corpus as training did (the re-run's row config has the preset's sizes): same numbers.
+    swept = json.loads((out / "runs" / "mle-seed88" / "temperatures.json").read_text())
+    (out / "runs" / "mle-seed88" / "temperatures.json").unlink()
+    assert main(["experiment", "realdata", "--dataset", str(data), "--tokenize", "word", "--preset", "tiny",
+                 "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "runs" / "mle-seed88" / "temperatures.json").read_text()) == swept
+    assert json.loads((out / "realdata.json").read_text())["runs"] == result["runs"]
     assert main(["experiment", "table1", "--dataset", str(data), "--out", str(tmp_path / "x")]) == 1
 
 

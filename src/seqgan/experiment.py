@@ -39,11 +39,11 @@ from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, 
                          directory_lock, load_checkpoint, restore, state_sha256, write_text_atomic)
 from .config import Config, SeqGANError, check_seed, differing_fields, set_field
 from .bleu import bleu, self_bleu
-from .data import VOCAB_NAME, Vocab, check_run_corpus, load_corpus, pad_after_eos, split_lines
+from .data import VOCAB_NAME, Vocab, check_run_corpus, pad_after_eos, split_lines
 from .metrics import nll_oracle, nll_test
 from .oracle import oracle_and_test_set
 from .train import (PROGRESS_LINE_SECONDS, Interrupted, build_generator, keep_freed_memory, latest_nll,
-                    read_metrics, resolve_device, train, use_compile)
+                    read_metrics, resolve_corpus, resolve_device, train, use_compile)
 
 PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling", "pg_bleu": "PG-BLEU",
@@ -182,14 +182,18 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
             and [r.get("temperature") for r in rows] == list(temperatures) \
             and held.get("generator_sha256", sha) == sha:
         return rows  # else (absent, another sweep or generator, or unreadable) measured again
+    corpus = None
+    if cfg.data.corpus:  # sizes fitted to the corpus as `train` fitted them (a re-run's row config is not)
+        cfg = Config.from_dict(cfg.to_dict())
+        corpus = resolve_corpus(cfg)
     device = resolve_device(cfg.run.device)
     d, chunk = cfg.data, cfg.run.sample_batch
     generator = build_generator(cfg).to(device)
     restore(generator, weights, "generator")
     generator.eval()
     torch.manual_seed(cfg.run.seed)
-    if d.corpus:
-        rows = _corpus_sweep(cfg, generator, run_dir, temperatures)
+    if corpus is not None:
+        rows = _corpus_sweep(cfg, corpus, generator, run_dir, temperatures)
         write_text_atomic(cache, json.dumps({"generator_sha256": sha, "rows": rows}, indent=1) + "\n")
         return rows
     oracle, test = oracle_and_test_set(d, device, chunk)
@@ -202,10 +206,9 @@ def temperature_sweep(cfg: Config, run_dir: Path, temperatures=TEMPERATURES) -> 
     return rows
 
 
-def _corpus_sweep(cfg: Config, generator, run_dir: Path, temperatures) -> list[dict]:
+def _corpus_sweep(cfg: Config, corpus, generator, run_dir: Path, temperatures) -> list[dict]:
     """BLEU-2..4 of SAMPLES_KEPT samples against the test split, their Self-BLEU-2..4, and NLL-test,
     at each temperature."""
-    corpus = load_corpus(cfg.data)
     vocab = Vocab.load(run_dir / VOCAB_NAME, cfg.data.vocab_size)
     check_run_corpus(corpus, run_dir, cfg.data.corpus, vocab)
     device = generator.out.weight.device
