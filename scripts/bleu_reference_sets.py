@@ -21,7 +21,7 @@ from pathlib import Path
 from seqgan.bleu import bleu
 from seqgan.cli import _bleu_order
 from seqgan.config import Config, SeqGANError
-from seqgan.data import load_corpus, tokenize
+from seqgan.data import load_corpus, split_lines, tokenize
 
 
 def experiment_config(directory: Path) -> Config:
@@ -49,7 +49,7 @@ def report(directory: Path, n: int) -> None:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise SeqGANError(f"{path} is not UTF-8 text") from None
-        samples[path] = [tokenize(line, cfg.data.tokenize) for line in text.splitlines()]
+        samples[path] = [tokenize(line, cfg.data.tokenize) for line in split_lines(text)]  # as they were written
         if not any(samples[path]):  # a blank line is an empty sample; only blank lines, none
             raise SeqGANError(f"{path} holds no samples")
     if not samples:

@@ -343,6 +343,7 @@ def test_tensorboard_events(tmp_path):
 @pytest.mark.parametrize("setting,needle", [("generator.lr=inf", "generator.lr must be a finite number"),
                                             ("run.checkpoint_seconds=nan", "must be a finite number"),
                                             ("data.oracle_seed=-1", "data.oracle_seed must be in [0, 2^63)"),
+                                            ("data.max_vocab=4", "data.max_vocab = 4 leaves no room beside"),
                                             ("run.seed=99999999999999999999", "run.seed must be in [0, 2^63)")])
 def test_bad_config_values_stop_before_anything_runs(setting, needle, tmp_path, capsys):
     assert_one_line_error(main(["train", *TINY_FAST, "--out", str(tmp_path / "r"), "--set", setting]),

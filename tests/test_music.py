@@ -51,6 +51,18 @@ def test_missing_music21_is_a_one_line_error(block_import):
         abc_files()
 
 
+def test_missing_music21_announces_no_build(block_import, monkeypatch, tmp_path, capsys):
+    """Without music21 the first use of the music corpus is the error alone, not a "building …"
+    line followed by it."""
+    block_import("music21")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    from seqgan.music import corpus_file
+
+    with pytest.raises(SeqGANError, match=r"needs music21"):
+        corpus_file()
+    assert capsys.readouterr().err == ""
+
+
 def test_write_midi_merges_held_pitches(tmp_path):
     pytest.importorskip("music21")
     from music21 import converter

@@ -228,6 +228,9 @@ class Config:
                               "a test split), with a sum below 1")
         if min(d.max_len, d.min_freq, d.max_vocab, d.max_lines) < 0:
             raise SeqGANError("data.max_len, data.min_freq, data.max_vocab and data.max_lines must be >= 0")
+        if 0 < d.max_vocab <= 4:  # the 4 specials alone: every token would be <unk>
+            raise SeqGANError(f"data.max_vocab = {d.max_vocab} leaves no room beside the 4 special tokens "
+                              "(<pad>, <bos>, <eos>, <unk>): use 0 (no cap) or more than 4")
         if d.corpus and s.method == "pg_bleu":
             raise SeqGANError("pg_bleu is implemented for the synthetic task (equal-length sequences) only")
         if not d.corpus and d.oracle == "paper" and (d.vocab_size, d.emb_dim, d.hidden_dim) != (5000, 32, 32):

@@ -117,8 +117,9 @@ def corpus_file() -> Path:
     """The cached music corpus, built on first use (a few minutes on 2 cores)."""
     out = cache_path()
     if not out.is_file():
+        files = abc_files()  # music21 missing: its error, without announcing a build first
         print(f"building the music corpus once from music21's folk tunes into {out} ...", file=sys.stderr)
-        build(out, abc_files(), workers=max(1, min(8, os.cpu_count() or 1)))
+        build(out, files, workers=max(1, min(8, os.cpu_count() or 1)))
     return out
 
 
