@@ -391,3 +391,88 @@ def test_discriminator_optimizer_falls_back_to_adam_when_compiling_fails(monkeyp
     d.compute_dtype = None  # fp32 training: no copy, nothing compiled
     monkeypatch.undo()
     assert type(discriminator_optimizer(d, 1e-3, torch.device("cpu"), compile=True)) is torch.optim.Adam
+
+
+def test_discriminator_is_trained_with_the_real_data_as_positives(tmp_path, tiny_cfg, monkeypatch):
+    """Every D update in `train` (pre-training and adversarial) gets the oracle's training
+    sequences as positives and fresh generator samples as negatives, in that order: swapped, D
+    would call generated text real and SeqGAN's reward would point the wrong way."""
+    import seqgan.train as training
+    from seqgan.oracle import build_oracle, oracle_samples
+
+    calls, real_epochs = [], training.discriminator_epochs
+
+    def spy(discriminator, optimizer, positives, negatives, *args, **kwargs):
+        calls.append((positives.clone(), negatives.clone()))
+        return real_epochs(discriminator, optimizer, positives, negatives, *args, **kwargs)
+
+    monkeypatch.setattr(training, "discriminator_epochs", spy)
+    train(tiny_cfg, tmp_path, progress=False)
+    d, s = tiny_cfg.data, tiny_cfg.schedule
+    assert len(calls) == s.d_pretrain_rounds + s.adv_steps * s.d_steps
+    real = {tuple(row) for row in oracle_samples(build_oracle(d), d.num_train, d.data_seed,
+                                                 tiny_cfg.run.sample_batch).tolist()}
+    for positives, negatives in calls:
+        assert len(positives) == len(negatives) == min(s.num_negatives, d.num_train)
+        assert all(tuple(row) in real for row in positives.tolist())
+        # generated: mostly not training sequences (tiny's 20-token, 8-long oracle repeats few)
+        assert sum(tuple(row) in real for row in negatives.tolist()) < 0.1 * len(negatives)
+    assert not torch.equal(calls[0][1], calls[1][1])  # fresh negatives each round
+
+
+def test_logged_nll_test_is_the_final_generator_on_the_held_out_oracle_samples(tmp_path, tiny_cfg):
+    """The last logged NLL-test equals, within 1e-5 nats (float32 model vs a float64 recomputation),
+    the final generator's mean token NLL on num_test oracle samples drawn with data_seed + 1 — a
+    set apart from the training samples (data_seed) — computed here by log-softmax and gather."""
+    from seqgan.checkpoint import run_checkpoint
+    from seqgan.oracle import build_oracle, oracle_samples
+    from seqgan.train import build_generator
+
+    records = train(tiny_cfg, tmp_path, progress=False)
+    d, chunk = tiny_cfg.data, tiny_cfg.run.sample_batch
+    oracle = build_oracle(d)
+    test = oracle_samples(oracle, d.num_test, d.data_seed + 1, chunk)
+    training = oracle_samples(oracle, d.num_train, d.data_seed, chunk)
+    assert not torch.equal(test, training[:d.num_test])
+    generator = build_generator(tiny_cfg).double()
+    generator.load_state_dict(run_checkpoint(tmp_path)[1]["generator"])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(generator.logits(test), dim=-1).gather(-1, test.unsqueeze(-1))
+    assert abs(records[-1]["nll_test"] - (-log_probs.mean().item())) < 1e-5
+    train_nll = -torch.log_softmax(generator.logits(training), -1).gather(-1, training.unsqueeze(-1)).mean().item()
+    assert abs(records[-1]["nll_test"] - train_nll) > 1e-3  # a different set: a different number
+
+
+def test_nll_at_a_temperature_is_the_tempered_softmax_by_hand():
+    """NLL-test at τ (the temperature sweep's x axis) = mean -log softmax(logits / τ)[y], float64."""
+    from seqgan.metrics import nll_test
+
+    torch.manual_seed(6)
+    gen = Generator(13, 7, emb_dim=4, hidden_dim=6, init_std=0.7).double()
+    data = torch.randint(0, 13, (40, 7))
+    with torch.no_grad():
+        logits = gen.logits(data)
+    for tau in (0.5, 1.0, 2.0):
+        by_hand = -torch.log_softmax(logits / tau, dim=-1).gather(-1, data.unsqueeze(-1)).mean().item()
+        assert abs(nll_test(gen, data, chunk=16, temperature=tau) - by_hand) < 1e-12, tau
+    assert nll_test(gen, data, temperature=0.5) != nll_test(gen, data, temperature=2.0)
+
+
+def test_generator_updates_clip_the_gradient_norm():
+    """MLE and policy-gradient steps clip the global gradient norm at grad_clip: with SGD at lr 1
+    the parameters move by exactly the clipped gradient (norm = grad_clip, 1e-6), where the raw
+    gradient's norm is far above it."""
+    from seqgan.train import policy_gradient_step
+
+    torch.manual_seed(7)
+    gen = Generator(10, 6, emb_dim=4, hidden_dim=8, init_std=0.5).double()
+    data = torch.randint(0, 10, (32, 6))
+    for update in ("mle", "policy gradient"):
+        before = torch.cat([p.detach().flatten().clone() for p in gen.parameters()])
+        opt = torch.optim.SGD(gen.parameters(), lr=1.0)
+        if update == "mle":
+            mle_epoch(gen, opt, data, 32, 0.01)
+        else:
+            policy_gradient_step(gen, opt, data, torch.full((32, 6), 50.0, dtype=torch.float64), 0.01, 1)
+        moved = torch.cat([p.detach().flatten() for p in gen.parameters()]) - before
+        assert abs(moved.norm().item() - 0.01) < 1e-6, update
