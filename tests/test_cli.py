@@ -97,6 +97,45 @@ def test_sample_command(tiny_run, tmp_path, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 
+def test_evaluate_on_the_synthetic_task_equals_direct_computations(tiny_run, tmp_path, capsys):
+    """`evaluate --seed S` scores the samples `sample --seed S` prints: NLL-oracle = the run's oracle
+    on them and NLL-test = the generator on the data_seed+1 oracle set, both by log-softmax and
+    gather in float64 (1e-5: evaluate scores in float32); BLEU-2 and Self-BLEU-2 = nltk's
+    sentence BLEU (method1) against those held-out sequences / the other samples (1e-9)."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    from seqgan.checkpoint import run_checkpoint
+    from seqgan.train import build_generator
+
+    out = tmp_path / "s.txt"
+    assert main(["sample", "--run", str(tiny_run), "--n", "30", "--seed", "3", "--temperature", "0.9",
+                 "--out", str(out)]) == 0
+    assert main(["evaluate", "--run", str(tiny_run), "--n", "30", "--seed", "3", "--temperature", "0.9",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    samples = torch.tensor([list(map(int, line.split())) for line in out.read_text().splitlines()])
+    cfg, payload = run_checkpoint(tiny_run)
+    d = cfg.data
+    oracle = build_oracle(d).double()
+    test = oracle_samples(build_oracle(d), d.num_test, d.data_seed + 1, cfg.run.sample_batch)
+    generator = build_generator(cfg).double()
+    generator.load_state_dict(payload["generator"])
+
+    def mean_nll(model, tokens, tau=1.0):
+        with torch.no_grad():
+            return -torch.log_softmax(model.logits(tokens) / tau, -1).gather(-1, tokens.unsqueeze(-1)).mean().item()
+
+    assert result["nll_oracle"] == pytest.approx(mean_nll(oracle, samples), abs=1e-5, rel=0)
+    assert result["nll_test"] == pytest.approx(mean_nll(generator, test, 0.9), abs=1e-5, rel=0)
+    hyps, refs, smooth = samples.tolist(), test.tolist(), SmoothingFunction().method1
+    bleu2 = sum(sentence_bleu(refs, h, (0.5, 0.5), smoothing_function=smooth) for h in hyps) / len(hyps)
+    self2 = sum(sentence_bleu(hyps[:i] + hyps[i + 1:], h, (0.5, 0.5), smoothing_function=smooth)
+                for i, h in enumerate(hyps)) / len(hyps)
+    assert result["bleu2"] == pytest.approx(bleu2, abs=1e-9, rel=0)
+    assert result["self_bleu2"] == pytest.approx(self2, abs=1e-9, rel=0)
+    assert (result["samples"], result["references"], result["temperature"]) == (30, d.num_test, 0.9)
+
+
 def test_score_oracle_json_matches_direct_scoring(tmp_path, capsys):
     oracle = build_oracle(DataConfig())
     seqs = oracle_samples(oracle, 40, seed=1)

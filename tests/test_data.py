@@ -194,10 +194,11 @@ def test_masked_mle_and_baselines_run_on_text(tmp_path, word):
 
 
 def test_corpus_runs_log_nll_of_the_valid_split(tmp_path):
-    """Every evaluation of a corpus run logs NLL-valid: the final generator's masked NLL of the
-    corpus's valid split, recomputed here (1e-6); no valid split (valid_fraction 0), no entry."""
+    """Every evaluation of a corpus run logs NLL-valid and NLL-test: the final generator's NLL of the
+    corpus's valid / test split over the positions up to each line's EOS, recomputed here in float64
+    with a mask built position by position (1e-5: the run scores in float32); no valid split
+    (valid_fraction 0), no entry."""
     from seqgan.checkpoint import restore, run_checkpoint
-    from seqgan.metrics import nll_test
     from seqgan.train import build_generator
 
     cfg = preset("tiny")
@@ -208,9 +209,19 @@ def test_corpus_runs_log_nll_of_the_valid_split(tmp_path):
     run_cfg, payload = run_checkpoint(tmp_path / "run")
     generator = build_generator(run_cfg)
     restore(generator, payload["generator"], "generator")
-    valid = load_corpus(run_cfg.data).valid
-    assert len(valid) == 12
-    assert evaluated[-1]["nll_valid"] == pytest.approx(nll_test(generator.eval(), valid, masked=True), abs=1e-6)
+    corpus = load_corpus(run_cfg.data)
+    assert len(corpus.valid) == 12
+    generator = generator.double().eval()
+    for key, split in (("nll_valid", corpus.valid), ("nll_test", corpus.test)):
+        mask = torch.zeros(split.shape, dtype=torch.bool)
+        for r, row in enumerate(split.tolist()):
+            length = row.index(EOS) + 1 if EOS in row else len(row)
+            mask[r, :length] = True
+        with torch.no_grad():
+            log_probs = torch.log_softmax(generator.logits(split), -1).gather(-1, split.unsqueeze(-1)).squeeze(-1)
+        by_hand = -(log_probs * mask).sum().item() / mask.sum().item()
+        assert evaluated[-1][key] == pytest.approx(by_hand, abs=1e-5, rel=0), key
+        assert abs(by_hand - -log_probs.mean().item()) > 0.01  # the mask matters here
     cfg = preset("tiny")
     cfg.data.corpus, cfg.data.valid_fraction = str(tmp_path / "c.txt"), 0.0
     cfg.schedule.adv_steps = 0
