@@ -122,6 +122,20 @@ def test_finished_rows_are_written_before_the_experiment_ends(tmp_path, monkeypa
     assert "PARTIAL" not in (tmp_path / "table1.md").read_text()
 
 
+def test_a_stop_while_a_run_finishes_ends_the_experiment_before_the_next_run(tmp_path):
+    """A stop requested during a run's last step or its sweep lets that run finish and be saved,
+    then ends the experiment before the next run trains a step (each run polls only after one)."""
+    from seqgan.train import Interrupted
+
+    out = tmp_path / "exp"
+    stop = lambda: (out / "table1.json").is_file()  # noqa: E731  (true once the first run is saved)
+    with pytest.raises(Interrupted, match="stopped between two runs"):
+        run_experiment("table1", preset("tiny"), 1, out, progress=False, should_stop=stop)
+    results = json.loads((out / "table1.json").read_text())["runs"]
+    assert [(r["method"], r["seed"]) for r in results] == [("random", 88)]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["random-seed88"]
+
+
 def test_inspect_an_experiment_directory(table1, capsys):
     assert main(["inspect", str(table1), "--json"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -44,6 +44,25 @@ def test_resume_in_process_is_bit_identical(tmp_path, tiny_cfg, stop_at_poll):
     assert (tmp_path / "cut" / "samples.txt").read_text() == (tmp_path / "full" / "samples.txt").read_text()
 
 
+@pytest.mark.parametrize("first_stopped_poll", [9, 10])  # tiny: poll 9 ends the last adversarial step, 10 is "done"
+def test_a_stop_during_the_last_step_lets_the_run_finish(tmp_path, tiny_cfg, first_stopped_poll):
+    """A stop requested during the schedule's last step (or while its final checkpoint is written)
+    leaves nothing to stop: the run finishes ("done", the uninterrupted run's log and weights) and
+    does not report itself interrupted with a resume line."""
+    full = train(tiny_cfg, tmp_path / "full", progress=False)
+    polls = []
+
+    def stop():
+        polls.append(1)
+        return len(polls) >= first_stopped_poll
+
+    records = train(tiny_cfg, tmp_path / "cut", progress=False, should_stop=stop)
+    assert len(polls) == 10
+    assert run_checkpoint(tmp_path / "cut")[1]["phase"] == "done"
+    assert without_time(records) == without_time(full)
+    assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "full")
+
+
 def _cli(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "seqgan", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)

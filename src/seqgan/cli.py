@@ -302,7 +302,7 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
     if dist.world() > 1:
         say(f"seqgan train: data-parallel over {dist.world()} processes")
 
-    result = _interruptible(lambda stop: train(cfg, run_dir, progress=_progress(args), resume=resume,
+    result = _interruptible(lambda stop: train(cfg, run_dir, progress=_progress(args) and main, resume=resume,
                                                should_stop=stop, report_every=PROGRESS_LINE_SECONDS))
     if isinstance(result, int):
         return result

@@ -268,13 +268,22 @@ def _run_rows(name: str, base: Config, seeds: int, out: Path, progress: bool, sh
         if i in done:
             continue
         if row.start not in pretrained:
+            _stop_between_runs(should_stop)
             row.pretrain(progress, should_stop)
             pretrained.add(row.start)
+        _stop_between_runs(should_stop)
         _say(f"[{len(done) + 1}/{len(rows)}] {row.variant.name}, seed {row.seed}")
         _run(row.cfg, row.run_dir, progress, should_stop, row.start, row.variant.after or "mle")
         done[i] = collect(row)
         result = write(done)
     return result
+
+
+def _stop_between_runs(should_stop) -> None:
+    """A stop requested while a run finished (its last step, its sweep) ends the experiment before
+    the next run trains a step (each run polls only after a step)."""
+    if should_stop():
+        raise Interrupted("stopped between two runs; every finished run is saved")
 
 
 class _Row:

@@ -102,7 +102,7 @@ def build(out: Path, files: list[Path], workers: int = 2) -> dict:
     if not kept:
         raise SeqGANError("no music sequences could be built from music21's corpus")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # torchrun ranks may each build it: no shared temporary file
     with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
         gz.write(("\n".join(kept) + "\n").encode())
     os.replace(tmp, out)

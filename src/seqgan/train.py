@@ -788,7 +788,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
 
         on_rank0("the checkpoint", save)  # also the barrier after it
         last_checkpoint = time.perf_counter()
-        if stop:
+        if stop and phase != "done" and (phase, step) != last_step:  # nothing left to stop: it finishes
             raise Interrupted(f"stopped after {phase} step {step}; resume with: seqgan train --resume {run_dir}")
 
     def first_step(phase: str) -> int:
@@ -828,6 +828,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     mle_epochs = 0 if method == "random" else s.mle_epochs
     d_pretrain_rounds = s.d_pretrain_rounds if method == "seqgan" else 0
     adv_steps = 0 if method == "random" else s.adv_steps
+    last_step = next(((phase, n) for phase, n in (("adversarial", adv_steps), ("d_pretrain", d_pretrain_rounds),
+                                                  ("mle", mle_epochs)) if n > 0), None)  # the schedule's last
     bleu_reward = BleuReward(real, cfg.pg_bleu.n, d.vocab_size) if method == "pg_bleu" else None
 
     # 1. MLE pre-training.
