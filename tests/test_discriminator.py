@@ -12,10 +12,32 @@ def test_paper_shapes_and_init():
     assert d.num_features == 1720  # sum of the paper's filter counts
     assert d.filter_sizes == (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
     assert [b.in_features for b in d.banks] == [64 * k for k in d.filter_sizes]
-    assert d.embedding.weight.abs().max() <= 1.0
-    assert torch.all(d.highway.bias[1720:] == 0) and torch.all(d.out.bias == 0.1)
+    emb = d.embedding.weight
+    assert emb.abs().max() <= 1.0 and emb.min() < -0.99 and emb.max() > 0.99  # U(-1, 1)
+    assert abs(emb.std().item() - 3 ** -0.5) < 0.01
+    for layer in (*d.banks, d.out):  # truncated N(0, 0.1) weights (|w| <= 0.2), biases 0.1
+        assert layer.weight.abs().max() <= 0.2 + 1e-7 and torch.all(layer.bias == 0.1)
+        assert abs(layer.weight.std().item() - 0.0880) < 0.01  # a N(0, 0.1) cut at 2σ has std 0.0880
+    assert torch.all(d.highway.bias[1720:] == 0)
     assert abs(d.dropout.p - 0.25) < 1e-12
     assert d(torch.randint(0, 5000, (3, 20))).shape == (3, 2)
+
+
+def test_dropout_is_inverted_and_applied_to_the_highway_features_in_training_only():
+    """keep_mask: each entry 1/keep with probability keep, else 0 (share of zeros within 5σ); in
+    training the logits are out(highway features · mask) (1e-6), in eval mode no mask is applied."""
+    torch.manual_seed(9)
+    d = Discriminator(30, 8, emb_dim=4, filter_sizes=(1, 2, 3), num_filters=(5, 5, 5), dropout_keep=0.75)
+    mask = d.keep_mask(400, torch.device("cpu"))
+    assert mask.unique().tolist() == [0.0, pytest.approx(1 / 0.75, abs=1e-7, rel=0)]  # float32 1/keep
+    zeros, n = (mask == 0).float().mean().item(), mask.numel()
+    assert abs(zeros - 0.25) < 5 * (0.25 * 0.75 / n) ** 0.5
+    tokens = torch.randint(0, 30, (400, 8))
+    d.train()
+    with torch.no_grad():
+        assert torch.allclose(d(tokens, keep_mask=mask), d.out(d.features(tokens) * mask), atol=1e-6, rtol=0)
+        d.eval()
+        assert torch.allclose(d(tokens), d.out(d.features(tokens)), atol=1e-6, rtol=0)
 
 
 def test_glorot_highway_init_is_the_authors_and_changes_nothing_else():

@@ -38,6 +38,17 @@ def test_table1_outputs(table1):
         assert r["distinct"] == len(set(lines)) / len(lines) and 0 < r["distinct"] <= 1
         assert [t["temperature"] for t in r["temperatures"]][0] == 0.6
     assert set(result["summary"]) == set(PAPER_TABLE1) and result["complete"] is True
+    import statistics
+
+    for method, row in result["summary"].items():  # mean ± sample std over seeds, recomputed here
+        mine = [r for r in runs if r["method"] == method]
+        assert row["n"] == len(mine) == 2 and row["paper"] == PAPER_TABLE1[method]
+        for key in ("nll_oracle", "nll_test", "distinct"):
+            values = [r[key] for r in mine]
+            assert row[key] == pytest.approx(sum(values) / 2, abs=1e-12, rel=0), (method, key)
+            assert row[f"{key}_std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5, abs=1e-12, rel=0)
+        assert row["temperatures"][0]["nll_oracle"] == pytest.approx(
+            statistics.fmean(r["temperatures"][0]["nll_oracle"] for r in mine), abs=1e-12, rel=0)
     table = (table1 / "table1.md").read_text()
     assert "| PG-BLEU |" in table and "8.946" in table and "τ=1.4" in table and "distinct samples |" in table
     for png in ("table1_learning_curves.png", "table1_quality_diversity.png"):

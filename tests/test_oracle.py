@@ -8,7 +8,7 @@ import torch
 from seqgan.config import DataConfig
 from seqgan.metrics import nll_oracle
 from seqgan.oracle import (PAPER_ORACLE_SHA256, build_oracle, load_oracle_params, oracle_samples,
-                           paper_oracle_path, random_oracle)
+                           paper_oracle_path, random_oracle, random_oracle_params)
 
 
 def numpy_nll(params: dict, seqs: np.ndarray, start_token: int = 0) -> float:
@@ -58,16 +58,12 @@ def test_random_oracle_is_seeded_and_matches_numpy():
     b = random_oracle(30, 7, 6, 5, seed=11)
     c = random_oracle(30, 7, 6, 5, seed=12)
     assert torch.equal(a.out.weight, b.out.weight) and not torch.equal(a.out.weight, c.out.weight)
-    assert 0.8 < a.out.weight.std().item() < 1.2  # N(0, 1) parameters
+    params = random_oracle_params(30, 6, 5, seed=11)  # the arrays the oracle is built from
+    everything = np.concatenate([v.ravel() for v in params.values()])
+    assert abs(everything.std() - 1) < 0.1 and abs(everything.mean()) < 0.1  # N(0, 1), 480 draws
+    assert all(0.4 < v.std() < 1.6 for v in params.values())  # each array, not only W_out
     seqs = oracle_samples(a, 64, seed=0)
-    # Rebuild the numpy arrays from the module to check the gate layout round-trips.
-    w_ih, w_hh = a.lstm.weight_ih_l0.detach().numpy(), a.lstm.weight_hh_l0.detach().numpy()
-    bias = a.lstm.bias_ih_l0.detach().numpy()
-    params = {"embedding": a.embedding.weight.detach().numpy(), "W_out": a.out.weight.detach().numpy().T,
-              "b_out": a.out.bias.detach().numpy()}
-    for k, gate in enumerate("ifco"):  # nn.LSTM row order i, f, g(=c̃), o
-        rows = slice(5 * k, 5 * (k + 1))
-        params |= {f"W_{gate}": w_ih[rows].T, f"U_{gate}": w_hh[rows].T, f"b_{gate}": bias[rows]}
+    # The numpy LSTM on those arrays (not on the module's weights): the gate layout round-trips.
     assert abs(nll_oracle(a, seqs) - numpy_nll(params, seqs.numpy())) < 1e-5
 
 

@@ -89,11 +89,13 @@ def test_delayed_rollout_policy_starts_from_the_pretrained_generator(tmp_path, t
     MLE-trained generator, not the copy made before pre-training."""
     import seqgan.train as train_module
 
-    seen = []
+    seen, states = [], []
 
     def spy(policy, reward, seqs, num_rollouts, chunk, masked=False):
         generator = generator_of[0]
         seen.append(max((b - t).abs().max().item() for b, t in zip(policy.parameters(), generator.parameters())))
+        states.append(({k: v.clone() for k, v in policy.state_dict().items()},
+                       {k: v.clone() for k, v in generator.state_dict().items()}))
         return real_rollout_shared(policy, reward, seqs, num_rollouts, chunk, masked)
 
     real_rollout_shared, real_build = train_module.rollout_shared, train_module.build_generator
@@ -105,6 +107,13 @@ def test_delayed_rollout_policy_starts_from_the_pretrained_generator(tmp_path, t
     train_module.train(tiny_cfg, tmp_path, progress=False)
     assert seen[0] == 0.0  # β = θ at the first g-step (the copy used to be the untrained generator)
     assert seen[-1] > 0.0  # then a delayed copy: β ← 0.8β + 0.2θ lags the updated θ
+    # At step 2: β = 0.8 θ_0 + 0.2 θ_1 (θ_0: the generator at step 1's roll-out, θ_1: after its
+    # policy-gradient update), the embedding θ_1's; 1e-6 (float32).
+    (_, theta0), (beta, theta1) = states
+    for name, value in beta.items():
+        want = theta1[name] if name.startswith("embedding.") else 0.8 * theta0[name] + 0.2 * theta1[name]
+        assert torch.allclose(value, want, atol=1e-6, rtol=0), name
+    assert not torch.equal(theta0["out.weight"], theta1["out.weight"])
 
 
 def test_rollout_of_no_rows():
