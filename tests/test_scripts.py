@@ -278,6 +278,66 @@ def test_rescore_samples_bad_input_is_one_line(tmp_path, args, code, message):
     _one_line_error("rescore_samples.py", [root / a for a in args], code, message)
 
 
+def test_rescore_samples_passes_within_the_tolerance_and_fails_outside_it(tmp_path):
+    """Table 1's acceptance gate: a run whose reported NLL-oracle is its samples' own paper-oracle
+    score (computed here) passes; one reported 0.15 off (tolerance 0.1) is a FAILED line and exit 1."""
+    from seqgan.config import DataConfig
+    from seqgan.metrics import nll_oracle
+    from seqgan.oracle import build_oracle, oracle_samples
+
+    (tmp_path / "samples").mkdir()
+    oracle = build_oracle(DataConfig())
+    runs = []
+    for seed in (1, 2):
+        samples = oracle_samples(oracle, 40, seed)
+        (tmp_path / "samples" / f"mle-seed{seed}.txt").write_text(
+            "\n".join(" ".join(map(str, row)) for row in samples.tolist()) + "\n")
+        runs.append({"method": "mle", "seed": seed, "samples": f"samples/mle-seed{seed}.txt",
+                     "nll_oracle": nll_oracle(oracle, samples)})
+    (tmp_path / "experiment.json").write_text(json.dumps({"experiment": "table1",
+                                                          "config": {"data": {"oracle": "paper"}}}))
+
+    def rescore():
+        (tmp_path / "table1.json").write_text(json.dumps({"runs": runs}))
+        return subprocess.run([sys.executable, str(SCRIPTS / "rescore_samples.py"), str(tmp_path)],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(SCRIPTS.parent / "src")})
+
+    passed = rescore()
+    assert passed.returncode == 0 and "FAILED" not in passed.stdout, passed.stdout + passed.stderr
+    assert [line.split()[-1] for line in passed.stdout.splitlines()[1:3]] == ["+0.0000", "+0.0000"]
+    runs[1]["nll_oracle"] += 0.15
+    failed = rescore()
+    assert failed.returncode == 1 and failed.stdout.splitlines()[-1] == "FAILED mle seed 2: |diff| 0.1500"
+
+
+def test_bleu_reference_sets_scores_against_the_test_train_and_whole_corpus(tmp_path):
+    """Each run's line: BLEU-2 of its samples against the test split, the training split and all
+    three splits, as `seqgan.bleu.bleu` computes it on the corpus the experiment read (3 decimals)."""
+    from seqgan.bleu import bleu
+    from seqgan.data import load_corpus
+
+    corpus_file = tmp_path / "c.txt"
+    corpus_file.write_text("\n".join(f"w{i % 7} a b w{i % 5} c" for i in range(60)) + "\n")
+    cfg = preset("tiny")
+    cfg.data.corpus, cfg.data.tokenize = str(corpus_file), "word"
+    (tmp_path / "exp" / "samples").mkdir(parents=True)
+    (tmp_path / "exp" / "experiment.json").write_text(json.dumps({"experiment": "realdata", "config": cfg.to_dict()}))
+    hypotheses = ["w1 a b w2 c", "a b c", "w6 w6 a", "w3 a b w4 c"]
+    (tmp_path / "exp" / "samples" / "mle-seed88.txt").write_text("\n".join(hypotheses) + "\n")
+    result = subprocess.run([sys.executable, str(SCRIPTS / "bleu_reference_sets.py"), str(tmp_path / "exp"),
+                             "--n", "2"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(SCRIPTS.parent / "src")})
+    assert result.returncode == 0, result.stderr
+    corpus = load_corpus(cfg.data)
+    splits = {name: [corpus.vocab.decode(row) for row in getattr(corpus, name).tolist()]
+              for name in ("train", "valid", "test")}
+    sets = [splits["test"], splits["train"], splits["train"] + splits["valid"] + splits["test"]]
+    want = [f"{bleu(refs, [h.split() for h in hypotheses], 2):.3f}" for refs in sets]
+    assert result.stdout.splitlines()[2].split() == ["mle", "88", *want]
+    assert len(set(want)) > 1  # the three sets give different numbers here
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["missing"], 1, "missing is not a directory"),
     (["notjson"], 1, "notjson/experiment.json holds no readable config"),
