@@ -136,6 +136,45 @@ def test_evaluate_on_the_synthetic_task_equals_direct_computations(tiny_run, tmp
     assert (result["samples"], result["references"], result["temperature"]) == (30, d.num_test, 0.9)
 
 
+def test_sizes_past_what_torch_can_count_are_one_line(tiny_run, tmp_path):
+    """A tensor size that overflows torch's count (`sample --n 1e18`; in an experiment worker, an
+    allocation past memory) is one line naming the cause, as out of memory is, with --jobs too."""
+    assert_one_line_error(*run_cli("sample", "--run", str(tiny_run), "--n", "1000000000000000000")[::2],
+                          "sizes too large (", "choose smaller sizes")
+    code, _, err = run_cli("experiment", "table1", "--preset", "tiny", "--seeds", "1", "--jobs", "2",
+                           "--out", str(tmp_path / "x"), "--set", "schedule.num_eval=1000000000000")
+    assert code == 1 and "Traceback" not in err, err
+    assert "choose smaller sizes" in err.strip().splitlines()[-1]
+
+
+def test_world_size_without_torchrun_is_one_line(tmp_path):
+    """WORLD_SIZE > 1 without the rest of torchrun's environment: one line, not torch's ValueError."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "MASTER_ADDR", "MASTER_PORT")}
+    p = subprocess.run([sys.executable, "-m", "seqgan", "train", *TINY_FAST, "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True, timeout=120, env={**env, "WORLD_SIZE": "2"})
+    assert_one_line_error(p.returncode, p.stderr, "WORLD_SIZE=2 but RANK, MASTER_ADDR, MASTER_PORT not set")
+    assert not (tmp_path / "r").exists()
+
+
+def test_score_oracle_refuses_a_run_config_it_cannot_use(tmp_path):
+    """A config.json beside the samples whose data section cannot build an oracle (start token out
+    of range) is the one-line "holds no data config" error, not an IndexError."""
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"oracle": "paper", "start_token": 99999}}))
+    (tmp_path / "samples.txt").write_text("1 2 3\n")
+    assert_one_line_error(*run_cli("score-oracle", str(tmp_path / "samples.txt"))[::2],
+                          "holds no data config this seqgan reads")
+
+
+def test_bleu_reads_a_pipe(tmp_path):
+    """Process substitution (a pipe, not a regular file) is read, not "file not found"."""
+    p = subprocess.run(["bash", "-c", f"{sys.executable} -m seqgan bleu --references <(printf 'a b c\\n') "
+                        f"--hypotheses <(printf 'a b c\\n') --n 2 --json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == {"bleu": 1.0}
+
+
 def test_score_oracle_json_matches_direct_scoring(tmp_path, capsys):
     oracle = build_oracle(DataConfig())
     seqs = oracle_samples(oracle, 40, seed=1)
@@ -208,6 +247,10 @@ def test_plain_discriminator_epoch_learns():
     (["train", "--set", "run.compile=maybe"], ["run.compile", "maybe"]),
     (["train", "--set", "data.corpus=poems"], ["choose the corpus with --data, not --set data.corpus"]),
     (["experiment", "table1", "--set", "data.corpus=x.txt"], ["choose the corpus with --dataset"]),
+    (["train", "--set", "schedule.d_pretrain_epochs=0"],
+     ["schedule.d_pretrain_epochs = 0 with schedule.d_pretrain_rounds = ", "trains D on nothing"]),
+    (["train", "--set", "schedule.d_epochs=0"], ["schedule.d_epochs = 0 with schedule.d_steps = "]),
+    (["train", "--resume", ""], ["--resume needs a run directory, got ''"]),
     (["sample", "--run", "/nonexistent/run", "--n", "3"], ["run directory not found"]),
     (["score-oracle", "/nonexistent/file.txt"], ["file not found"]),
     (["score-oracle", "x.txt", "--oracle", "/nonexistent/o.npz"], ["oracle file not found"]),
@@ -414,6 +457,8 @@ def test_infinity_is_accepted_where_it_means_never():
                                          (["experiment", "table1", "--jobs", "0"],
                                           "--jobs: expected a positive integer, got '0'"),
                                          (["train", "--seed", "-1"], "--seed: the seed must be in [0, 2^63), got -1"),
+                                         (["evaluate", "--run", "r", "--temperature", "1e-40"],
+                                          "--temperature: expected a temperature of at least 0.001, got '1e-40'"),
                                          (["train", "--preset", "huge"], "--preset: invalid choice: 'huge'"),
                                          (["frobnicate"], "invalid choice: 'frobnicate'"),
                                          (["train", "--frob"], "unrecognized arguments: --frob")])

@@ -244,6 +244,15 @@ def test_corpus_errors(tmp_path):
                             "--set", "data.test_fraction=0")[::2], "data.test_fraction in (0, 1)")  # NLL-test divided 0 by 0
     one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--method", "pg_bleu",
                             "--out", str(tmp_path / "e"))[::2], "pg_bleu")
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--tokenize", "word", "--out",
+                            str(tmp_path / "g"), "--set", "data.min_freq=1000")[::2],
+                   "no token of the training split occurs data.min_freq = 1000 times")
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", str(long), "--tokenize", "word", "--out",
+                            str(tmp_path / "h"), "--set", "discriminator.filter_sizes=30",
+                            "discriminator.num_filters=8")[::2],
+                   "every discriminator filter (30,) is wider than the corpus's sequences (seq_len 7")
+    one_line_error(*run_cli("train", "--preset", "tiny", "--data", "/dev/null", "--out", str(tmp_path / "i"))[::2],
+                   "is not a regular file (a pipe?)")
 
 
 def test_sampling_a_run_with_missing_or_foreign_vocabulary(tmp_path):

@@ -18,7 +18,7 @@ import torch
 
 from . import __version__
 from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME
-from .config import METHODS, PRESETS, Config, DataConfig, SeqGANError, check_seed, preset, set_field
+from .config import METHODS, PRESETS, Config, DataConfig, SeqGANError, check_seed, preset, set_field, too_large_message
 from .data import read_lines
 
 
@@ -37,6 +37,13 @@ def _several(text: str) -> int:
     if value < 2:
         raise argparse.ArgumentTypeError(f"expected an integer >= 2 (Self-BLEU compares samples with each other), "
                                          f"got {text!r}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = _positive_float(text)
+    if value < 1e-3:  # colder: logits / τ overflow float32 and the NLL is NaN
+        raise argparse.ArgumentTypeError(f"expected a temperature of at least 0.001, got {text!r}")
     return value
 
 
@@ -91,7 +98,9 @@ def _config_from_args(args) -> Config:
                 setattr(cfg.data, key, value)
         elif not Path(args.data).is_file():
             flag = "--dataset" if getattr(args, "dataset", None) else "--data"
-            what = "is a directory, not a text file" if Path(args.data).is_dir() else "file not found"
+            what = ("is a directory, not a text file" if Path(args.data).is_dir()
+                    else "is not a regular file (a pipe?): a corpus is read again on resume; save it to a file"
+                    if Path(args.data).exists() else "file not found")
             raise SeqGANError(f"{flag} {args.data}: {what}")
         else:
             cfg.data.corpus = str(Path(args.data).resolve())
@@ -204,6 +213,8 @@ def cmd_train(args) -> int:
     """`seqgan train`; under torchrun (WORLD_SIZE > 1) every rank runs this, data-parallel."""
     from . import dist
 
+    if args.resume is not None and not args.resume.strip():  # e.g. an unset $DIR: not a new run
+        raise SeqGANError("--resume needs a run directory, got ''")
     dist.init_from_env(_requested_device(args))
     try:
         code = _train(args, dist.is_main())
@@ -598,9 +609,11 @@ def _samples_data(file: Path) -> tuple[DataConfig, Path] | None:
             read = Config()  # the data section alone, not validated against the rest of a default config
             for key, value in held["data"].items():
                 set_field(read, f"data.{key}", value)
-            if read.data.oracle not in ("paper", "random"):
-                raise ValueError(read.data.oracle)
-            return read.data, path
+            d = read.data
+            if d.oracle not in ("paper", "random") or min(d.vocab_size, d.seq_len, d.emb_dim, d.hidden_dim) < 1 \
+                    or not 0 <= d.start_token < d.vocab_size:
+                raise ValueError(d)
+            return d, path
         except (OSError, ValueError, TypeError, KeyError, AttributeError, SeqGANError):
             raise SeqGANError(f"{path} holds no data config this seqgan reads, so the oracle that {file} "
                               "was sampled from is unknown; name it with --oracle paper|PATH") from None
@@ -688,7 +701,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-TEMPERATURE_HELP = "softmax temperature of sampling: below 1 sharper, above 1 flatter (default 1)"
+TEMPERATURE_HELP = "softmax temperature of sampling, at least 0.001: below 1 sharper, above 1 flatter (default 1)"
 SAMPLE_SEED_HELP = "torch seed of the sampling: on one device the same seed gives the same samples (default 0)"
 NO_PROGRESS_HELP = "no progress bars (a progress line every 2 minutes instead)"
 BLEU_TOKENS_HELP = ("word: whitespace-separated tokens (default); char: each character of the line, as a "
@@ -753,7 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="sample sequences from a trained run (token ids, or text for a corpus run)")
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
     p.add_argument("--n", type=_positive_int, required=True, help="number of sequences")
-    p.add_argument("--temperature", type=_positive_float, default=1.0, help=TEMPERATURE_HELP)
+    p.add_argument("--temperature", type=_temperature, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--seed", type=_seed, default=0, help=SAMPLE_SEED_HELP)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--out", default=None, help="file to write (default: stdout)")
@@ -763,7 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="BLEU-2..5, Self-BLEU-2..5, NLL-test (and NLL-oracle) of a run's samples")
     p.add_argument("--run", required=True, help="run directory written by `seqgan train`")
     p.add_argument("--n", type=_several, default=2000, help="generated sequences, at least 2 (default 2000)")
-    p.add_argument("--temperature", type=_positive_float, default=1.0, help=TEMPERATURE_HELP)
+    p.add_argument("--temperature", type=_temperature, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--seed", type=_seed, default=0, help=SAMPLE_SEED_HELP)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--json", action="store_true", help="last stdout line: all numbers as JSON")
@@ -835,12 +848,10 @@ def main(argv: list[str] | None = None) -> int:
         _error_line("seqgan: interrupted")
         return 130
     except (MemoryError, RuntimeError) as e:  # sizes too large for the machine: --set, --n or --jobs
-        text = str(e).strip()
-        if not (isinstance(e, MemoryError) or any(k in text.lower() for k in ("allocate memory", "out of memory",
-                                                                              "not enough memory"))):
+        message = too_large_message(e)
+        if message is None:
             raise
-        message = text.splitlines()[0] if text else type(e).__name__
-        _error_line(f"seqgan: error: out of memory ({message[:160]}); choose smaller sizes")
+        _error_line(f"seqgan: error: {message}")
         return 1
     except BrokenPipeError:  # `seqgan sample … | head`: the reader has gone; quiet, as other Unix tools
         with contextlib.suppress(OSError):

@@ -18,6 +18,20 @@ class SeqGANError(Exception):
     """An error meant for people: the CLI prints its message on one line and exits non-zero."""
 
 
+def too_large_message(e: BaseException) -> str | None:
+    """The one line for an error that means "sizes too large for this machine" (out of memory, or a
+    tensor size past what torch can count), else None: a bug, whose traceback should be seen."""
+    text = str(e).strip()
+    first = (text.splitlines()[0] if text else type(e).__name__)[:160]
+    lowered = text.lower()
+    if isinstance(e, MemoryError) or any(k in lowered for k in ("allocate memory", "out of memory",
+                                                                 "not enough memory")):
+        return f"out of memory ({first}); choose smaller sizes"
+    if isinstance(e, RuntimeError) and "overflow" in lowered and "size" in lowered:
+        return f"sizes too large ({first}); choose smaller sizes"
+    return None
+
+
 SEED_LIMIT = 2 ** 63  # seeds go to Python's, numpy's and torch's generators alike: 0 <= seed < this
 INFINITY_MEANS_NEVER = ("generator.grad_clip", "run.checkpoint_seconds")  # the only float fields where inf makes sense
 
@@ -214,6 +228,11 @@ class Config:
         for name, value in non_negative.items():
             if value < 0:
                 raise SeqGANError(f"{name} must be >= 0, got {value}")
+        for epochs, count, of in (("d_pretrain_epochs", "d_pretrain_rounds", s.d_pretrain_rounds),
+                                  ("d_epochs", "d_steps", s.d_steps)):
+            if getattr(s, epochs) == 0 and of > 0:  # D sampled negatives, trained nothing, logged loss 0
+                raise SeqGANError(f"schedule.{epochs} = 0 with schedule.{count} = {of} trains D on nothing; "
+                                  f"set {count} to 0 (no D training) or {epochs} >= 1")
         for name, value in {"data.vocab_size": d.vocab_size, "data.emb_dim": d.emb_dim,
                             "data.hidden_dim": d.hidden_dim, "generator.emb_dim": g.emb_dim,
                             "generator.hidden_dim": g.hidden_dim, "data.num_train": d.num_train}.items():

@@ -62,7 +62,7 @@ def read_lines(path: Path) -> list[str]:
     """The lines of a UTF-8 text file (ended by \\n, \\r\\n or \\r, like Python's universal newlines);
     errors name the file (and line) and say what is wrong."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir() or not path.exists():  # a pipe (`<(...)`) reads once, as here
         raise SeqGANError(f"{path} is a directory, not a text file" if path.is_dir() else f"file not found: {path}")
     data = path.read_bytes()
     if path.suffix == ".gz":
@@ -233,6 +233,9 @@ def load_corpus(d: DataConfig) -> Corpus:
                               f"({d.valid_fraction:g} / {d.test_fraction:g} of them held out)")
         test_rows, valid_rows, train_rows = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
     vocab = Vocab.build([sequences[i] for i in train_rows], d.tokenize, d.min_freq, d.max_vocab)
+    if len(vocab) == len(SPECIALS):
+        raise SeqGANError(f"{path}: no token of the training split occurs data.min_freq = {d.min_freq} times: "
+                          "every token would be <unk>")
     seq_len = (d.max_len or max(len(sequences[i]) for rows in (train_rows, valid_rows, test_rows) for i in rows)) + 1
 
     def encode(rows: list[int]) -> torch.Tensor:

@@ -22,6 +22,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .config import SeqGANError
+
 
 def backend_for(device: str) -> str:
     """The process-group backend for a run on ``device`` (a run.device value): NCCL when it trains
@@ -34,8 +36,15 @@ def backend_for(device: str) -> str:
 def init_from_env(device: str = "auto") -> bool:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1), with `backend_for`
     ``device``; under NCCL each rank trains on GPU LOCAL_RANK. True if distributed."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise SeqGANError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number; launch with torchrun") from None
+    if world <= 1 or dist.is_initialized():
         return dist.is_initialized()
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing:
+        raise SeqGANError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: launch with torchrun")
     backend = backend_for(device)
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

@@ -37,7 +37,7 @@ import torch
 
 from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, STATE_KEYS,
                          directory_lock, load_checkpoint, restore, state_sha256, write_text_atomic)
-from .config import Config, SeqGANError, check_seed, differing_fields, set_field
+from .config import Config, SeqGANError, check_seed, differing_fields, set_field, too_large_message
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, pad_after_eos, split_lines
 from .metrics import nll_oracle, nll_test
@@ -418,6 +418,12 @@ def _worker(cfg: Config, run_dir: Path, start: Path | None, start_phase: str | N
         sys.exit(_INTERRUPTED)
     except (SeqGANError, OSError) as e:
         errors.put(f"{run_dir.name}: {e}")
+        sys.exit(1)
+    except (MemoryError, RuntimeError) as e:  # sizes too large: one line, as `seqgan` without --jobs
+        message = too_large_message(e)
+        if message is None:
+            raise
+        errors.put(f"{run_dir.name}: {message}")
         sys.exit(1)
 
 

@@ -490,6 +490,9 @@ def resolve_corpus(cfg: Config) -> Corpus:
     d.vocab_size, d.seq_len, d.start_token = len(corpus.vocab), corpus.seq_len, BOS
     d.num_train, d.num_test = len(corpus.train), max(len(corpus.test), 1)
     kept = [(k, n) for k, n in zip(dis.filter_sizes, dis.num_filters) if k <= d.seq_len]
+    if not kept:
+        raise SeqGANError(f"every discriminator filter {dis.filter_sizes} is wider than the corpus's sequences "
+                          f"(seq_len {d.seq_len}, data.max_len + 1)")
     dis.filter_sizes, dis.num_filters = tuple(k for k, _ in kept), tuple(n for _, n in kept)
     cfg.validate()
     return corpus
