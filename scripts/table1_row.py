@@ -42,7 +42,7 @@ from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NA
     directory_lock, load_checkpoint, save_checkpoint
 from seqgan.cli import _interruptible
 from seqgan.config import Config, SeqGANError, differing_fields, preset
-from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, \
+from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyplot, _run, _stop_between_runs, \
     _with_edits, _write_results, config_in, measures, read_result, record_config, table1_variants, temperature_sweep
 from seqgan.train import Interrupted, keep_freed_memory
 
@@ -75,7 +75,8 @@ def experiment_config(experiment: Path, preset_name: str | None) -> Config:
 def run(experiment: Path, method: str, seed: int, preset_name: str | None = None,
         seconds: float | None = None, require_pretraining: bool = False) -> None:
     """Train the row; exits 3 at the --seconds deadline and 130 / 143 on SIGINT / SIGTERM, each at
-    a step boundary with the run checkpointed (a second Ctrl-C quits at once). With
+    a step boundary with the run checkpointed (a second Ctrl-C quits at once; a stop during the
+    row's or its pre-training's last step lets that run finish first). With
     ``require_pretraining`` a row that would first have to train (or finish) its seed's shared
     pre-training is refused."""
     row = _row(experiment, method, seed, preset_name, device="auto")
@@ -90,8 +91,11 @@ def run(experiment: Path, method: str, seed: int, preset_name: str | None = None
         should_stop = lambda: signalled() or time.monotonic() > deadline
         training = row.run_dir if row.start is None else row.start  # the run a stop checkpoints
         try:
+            pretraining_here = row.start is not None and not _finished(row.start)
             row.pretrain(False, should_stop)
             training = row.run_dir
+            if pretraining_here:  # a stop that let the pre-training finish its last step ends the call here
+                _stop_between_runs(should_stop)
             _run(row.cfg, row.run_dir, False, should_stop, row.start, variant.after or "mle")
         except Interrupted:
             hint = f"checkpointed in {training}; run again to go on"

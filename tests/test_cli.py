@@ -137,14 +137,14 @@ def test_evaluate_on_the_synthetic_task_equals_direct_computations(tiny_run, tmp
 
 
 def test_sizes_past_what_torch_can_count_are_one_line(tiny_run, tmp_path):
-    """A tensor size that overflows torch's count (`sample --n 1e18`; in an experiment worker, an
-    allocation past memory) is one line naming the cause, as out of memory is, with --jobs too."""
+    """A tensor size that overflows torch's count (`sample --n 1e18`, an experiment worker's 1e18
+    evaluation samples) is one line naming the cause, as out of memory is, with --jobs too."""
     assert_one_line_error(*run_cli("sample", "--run", str(tiny_run), "--n", "1000000000000000000")[::2],
                           "sizes too large (", "choose smaller sizes")
     code, _, err = run_cli("experiment", "table1", "--preset", "tiny", "--seeds", "1", "--jobs", "2",
-                           "--out", str(tmp_path / "x"), "--set", "schedule.num_eval=1000000000000")
+                           "--out", str(tmp_path / "x"), "--set", "schedule.num_eval=1000000000000000000")
     assert code == 1 and "Traceback" not in err, err
-    assert "choose smaller sizes" in err.strip().splitlines()[-1]
+    assert "sizes too large (" in err.strip().splitlines()[-1]
 
 
 def test_world_size_without_torchrun_is_one_line(tmp_path):
@@ -246,7 +246,9 @@ def test_plain_discriminator_epoch_learns():
     (["train", "--device", "cuda:x"], ["run.device", "cuda:x"]),
     (["train", "--set", "run.compile=maybe"], ["run.compile", "maybe"]),
     (["train", "--set", "data.corpus=poems"], ["choose the corpus with --data, not --set data.corpus"]),
-    (["experiment", "table1", "--set", "data.corpus=x.txt"], ["choose the corpus with --dataset"]),
+    (["experiment", "table1", "--set", "data.corpus=x.txt"], ["experiment table1 runs on the synthetic oracle"]),
+    (["experiment", "realdata", "--dataset", "poems", "--set", "data.corpus=x.txt"],
+     ["choose the corpus with --dataset"]),
     (["train", "--set", "schedule.d_pretrain_epochs=0"],
      ["schedule.d_pretrain_epochs = 0 with schedule.d_pretrain_rounds = ", "trains D on nothing"]),
     (["train", "--set", "schedule.d_epochs=0"], ["schedule.d_epochs = 0 with schedule.d_steps = "]),

@@ -4,6 +4,7 @@ to end (train -> sample -> evaluate) with one-line errors for bad files."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -432,7 +433,8 @@ def test_vocabulary_file_is_utf8_whatever_the_locale(tmp_path):
     encoding raised UnicodeEncodeError for non-ASCII tokens."""
     code = ("import sys; from seqgan.data import Vocab; v = Vocab.build([list('\\u6625\\u7720')], 'char'); "  # ASCII argv
             "v.save(sys.argv[1]); assert Vocab.load(sys.argv[1]).tokens == v.tokens")
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    src = str(Path(__file__).resolve().parents[1] / "src")  # also where seqgan is not installed
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONPATH": src}
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "vocab.json")], env=env, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr

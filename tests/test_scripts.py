@@ -125,6 +125,24 @@ def test_run_stopped_by_a_signal_exits_checkpointed_and_resumes(tmp_path, monkey
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
 
 
+def test_a_deadline_in_the_pre_trainings_last_epoch_stops_before_the_row(tmp_path, monkeypatch, capsys):
+    """--seconds running out during the shared pre-training's last MLE epoch: the pre-training
+    finishes (nothing of it is left to stop), and the call ends there (exit 3) instead of training
+    the row's first step past the deadline. (A clock that ticks once per stop check: tiny's 4 MLE
+    epochs poll 1-4, "done" 5, then the check between the two runs.)"""
+    import types
+
+    table1_row = _script()
+    ticks = iter(range(1000))
+    monkeypatch.setattr(table1_row, "time", types.SimpleNamespace(monotonic=lambda: next(ticks)))
+    with pytest.raises(SystemExit) as stopped:
+        table1_row.run(tmp_path, "mle", 88, "tiny", seconds=3.5)  # the 4th check is past the deadline
+    assert stopped.value.code == 3
+    assert run_checkpoint(tmp_path / "runs" / "pretrain-mle-seed88")[1]["phase"] == "done"
+    assert not (tmp_path / "runs" / "mle-seed88").exists()
+    assert "stopped at the first step boundary after 3.5 s" in capsys.readouterr().out
+
+
 def test_require_pretraining_refuses_a_row_without_its_finished_pre_training(tmp_path, capsys):
     """--require-pretraining: no pre-training in EXPERIMENT_DIR is one error line and nothing
     trained; once the seed's pre-training has finished (here through another row), the row runs."""

@@ -112,6 +112,9 @@ def _config_from_args(args) -> Config:
         if not sep:
             raise SeqGANError(f"--set expects key=value, got {item!r}")
         if key.strip() == "data.corpus":  # --data also takes the corpus's defaults and a full path
+            if getattr(args, "name", "realdata") != "realdata":
+                raise SeqGANError(f"experiment {args.name} runs on the synthetic oracle; a corpus is for "
+                                  "`seqgan experiment realdata --dataset …`")
             flag = "--dataset" if hasattr(args, "dataset") else "--data"
             raise SeqGANError(f"choose the corpus with {flag}, not --set data.corpus")
         set_field(cfg, key.strip(), value.strip())

@@ -230,7 +230,7 @@ class Config:
                 raise SeqGANError(f"{name} must be >= 0, got {value}")
         for epochs, count, of in (("d_pretrain_epochs", "d_pretrain_rounds", s.d_pretrain_rounds),
                                   ("d_epochs", "d_steps", s.d_steps)):
-            if getattr(s, epochs) == 0 and of > 0:  # D sampled negatives, trained nothing, logged loss 0
+            if s.method == "seqgan" and getattr(s, epochs) == 0 and of > 0:  # D sampled, trained nothing, logged 0
                 raise SeqGANError(f"schedule.{epochs} = 0 with schedule.{count} = {of} trains D on nothing; "
                                   f"set {count} to 0 (no D training) or {epochs} >= 1")
         for name, value in {"data.vocab_size": d.vocab_size, "data.emb_dim": d.emb_dim,

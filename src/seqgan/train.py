@@ -492,7 +492,7 @@ def resolve_corpus(cfg: Config) -> Corpus:
     kept = [(k, n) for k, n in zip(dis.filter_sizes, dis.num_filters) if k <= d.seq_len]
     if not kept:
         raise SeqGANError(f"every discriminator filter {dis.filter_sizes} is wider than the corpus's sequences "
-                          f"(seq_len {d.seq_len}, data.max_len + 1)")
+                          f"(seq_len {d.seq_len}: data.max_len or the longest line, + 1 for <eos>)")
     dis.filter_sizes, dis.num_filters = tuple(k for k, _ in kept), tuple(n for _, n in kept)
     cfg.validate()
     return corpus
