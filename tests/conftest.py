@@ -8,6 +8,13 @@ from seqgan.config import preset
 TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
 
 
+def log_probs_by_hand(model, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """The tests' reference: log softmax(logits / τ) at each token of ``tokens`` [B, T], by
+    log-softmax and gather (in the model's dtype: make it .double() for a float64 reference)."""
+    with torch.no_grad():
+        return torch.log_softmax(model.logits(tokens) / temperature, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from seqgan.metrics import nll_oracle
 from seqgan.oracle import build_oracle, oracle_samples
 from seqgan.train import read_metrics
 
-from conftest import TINY_FAST
+from conftest import TINY_FAST, log_probs_by_hand
 
 
 def save_payload(payload: dict, path) -> None:
@@ -121,12 +121,9 @@ def test_evaluate_on_the_synthetic_task_equals_direct_computations(tiny_run, tmp
     generator = build_generator(cfg).double()
     generator.load_state_dict(payload["generator"])
 
-    def mean_nll(model, tokens, tau=1.0):
-        with torch.no_grad():
-            return -torch.log_softmax(model.logits(tokens) / tau, -1).gather(-1, tokens.unsqueeze(-1)).mean().item()
-
-    assert result["nll_oracle"] == pytest.approx(mean_nll(oracle, samples), abs=1e-5, rel=0)
-    assert result["nll_test"] == pytest.approx(mean_nll(generator, test, 0.9), abs=1e-5, rel=0)
+    assert result["nll_oracle"] == pytest.approx(-log_probs_by_hand(oracle, samples).mean().item(), abs=1e-5, rel=0)
+    assert result["nll_test"] == pytest.approx(-log_probs_by_hand(generator, test, 0.9).mean().item(), abs=1e-5,
+                                               rel=0)
     hyps, refs, smooth = samples.tolist(), test.tolist(), SmoothingFunction().method1
     bleu2 = sum(sentence_bleu(refs, h, (0.5, 0.5), smoothing_function=smooth) for h in hyps) / len(hyps)
     self2 = sum(sentence_bleu(hyps[:i] + hyps[i + 1:], h, (0.5, 0.5), smoothing_function=smooth)

@@ -8,6 +8,8 @@ from seqgan.discriminator import Discriminator
 from seqgan.generator import Generator
 from seqgan.train import discriminator_epochs, mle_epoch, policy_gradient_loss, train
 
+from conftest import log_probs_by_hand
+
 
 def test_policy_gradient_equals_reinforce_by_hand():
     torch.manual_seed(3)
@@ -436,10 +438,8 @@ def test_logged_nll_test_is_the_final_generator_on_the_held_out_oracle_samples(t
     assert not torch.equal(test, training[:d.num_test])
     generator = build_generator(tiny_cfg).double()
     generator.load_state_dict(run_checkpoint(tmp_path)[1]["generator"])
-    with torch.no_grad():
-        log_probs = torch.log_softmax(generator.logits(test), dim=-1).gather(-1, test.unsqueeze(-1))
-    assert abs(records[-1]["nll_test"] - (-log_probs.mean().item())) < 1e-5
-    train_nll = -torch.log_softmax(generator.logits(training), -1).gather(-1, training.unsqueeze(-1)).mean().item()
+    assert abs(records[-1]["nll_test"] - (-log_probs_by_hand(generator, test).mean().item())) < 1e-5
+    train_nll = -log_probs_by_hand(generator, training).mean().item()
     assert abs(records[-1]["nll_test"] - train_nll) > 1e-3  # a different set: a different number
 
 
@@ -450,10 +450,8 @@ def test_nll_at_a_temperature_is_the_tempered_softmax_by_hand():
     torch.manual_seed(6)
     gen = Generator(13, 7, emb_dim=4, hidden_dim=6, init_std=0.7).double()
     data = torch.randint(0, 13, (40, 7))
-    with torch.no_grad():
-        logits = gen.logits(data)
     for tau in (0.5, 1.0, 2.0):
-        by_hand = -torch.log_softmax(logits / tau, dim=-1).gather(-1, data.unsqueeze(-1)).mean().item()
+        by_hand = -log_probs_by_hand(gen, data, tau).mean().item()
         assert abs(nll_test(gen, data, chunk=16, temperature=tau) - by_hand) < 1e-12, tau
     assert nll_test(gen, data, temperature=0.5) != nll_test(gen, data, temperature=2.0)
 

@@ -19,7 +19,7 @@ import torch
 from . import __version__
 from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME
 from .config import METHODS, PRESETS, Config, DataConfig, SeqGANError, check_seed, preset, set_field, too_large_message
-from .data import read_lines
+from .data import read_lines, tokenize
 
 
 def _positive_int(text: str) -> int:
@@ -40,13 +40,6 @@ def _several(text: str) -> int:
     return value
 
 
-def _temperature(text: str) -> float:
-    value = _positive_float(text)
-    if value < 1e-3:  # colder: logits / τ overflow float32 and the NLL is NaN
-        raise argparse.ArgumentTypeError(f"expected a temperature of at least 0.001, got {text!r}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -61,6 +54,13 @@ def _bleu_order(text: str) -> int:
     value = _positive_int(text)
     if value > 100:
         raise argparse.ArgumentTypeError(f"expected an n-gram order from 1 to 100, got {text!r}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = _positive_float(text)
+    if value < 1e-3:  # colder: logits / τ overflow float32 and the NLL is NaN
+        raise argparse.ArgumentTypeError(f"expected a temperature of at least 0.001, got {text!r}")
     return value
 
 
@@ -85,6 +85,7 @@ def _apply_run_flags(cfg: Config, args) -> None:
 
 def _config_from_args(args) -> Config:
     cfg = preset(args.preset)
+    corpus_flag = "--dataset" if hasattr(args, "dataset") else "--data"  # experiment's name for --data
     if args.seed is not None:
         cfg.run.seed = args.seed
     if getattr(args, "method", None) is not None:
@@ -97,11 +98,10 @@ def _config_from_args(args) -> Config:
             for key, value in CORPUS_DEFAULTS[args.data].items():
                 setattr(cfg.data, key, value)
         elif not Path(args.data).is_file():
-            flag = "--dataset" if getattr(args, "dataset", None) else "--data"
             what = ("is a directory, not a text file" if Path(args.data).is_dir()
                     else "is not a regular file (a pipe?): a corpus is read again on resume; save it to a file"
                     if Path(args.data).exists() else "file not found")
-            raise SeqGANError(f"{flag} {args.data}: {what}")
+            raise SeqGANError(f"{corpus_flag} {args.data}: {what}")
         else:
             cfg.data.corpus = str(Path(args.data).resolve())
     if getattr(args, "tokenize", None) is not None:
@@ -115,12 +115,10 @@ def _config_from_args(args) -> Config:
             if getattr(args, "name", "realdata") != "realdata":
                 raise SeqGANError(f"experiment {args.name} runs on the synthetic oracle; a corpus is for "
                                   "`seqgan experiment realdata --dataset …`")
-            flag = "--dataset" if hasattr(args, "dataset") else "--data"
-            raise SeqGANError(f"choose the corpus with {flag}, not --set data.corpus")
+            raise SeqGANError(f"choose the corpus with {corpus_flag}, not --set data.corpus")
         set_field(cfg, key.strip(), value.strip())
     if getattr(args, "tokenize", None) is not None and not cfg.data.corpus:
-        flag = "--dataset" if hasattr(args, "dataset") else "--data"
-        raise SeqGANError(f"--tokenize applies to a corpus ({flag}); the synthetic task's tokens are ids")
+        raise SeqGANError(f"--tokenize applies to a corpus ({corpus_flag}); the synthetic task's tokens are ids")
     cfg.validate()
     return cfg
 
@@ -569,8 +567,6 @@ def read_token_file(path: Path, vocab_size: int) -> list[list[int]]:
 def _text_tokens(path: Path, how: str) -> list[list[str]]:
     """One sequence a line, its whitespace-separated words or (``how`` = char) its characters, as a
     corpus run tokenises; a blank line is an empty sequence."""
-    from .data import tokenize
-
     return [tokenize(line, how) for line in read_lines(path)]
 
 

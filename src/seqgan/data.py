@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import write_text_atomic
 from .config import DataConfig, SeqGANError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -138,9 +139,7 @@ class Vocab:
         held = {"tokenize": self.tokenize, "tokens": self.tokens}
         if corpus_sha256 is not None:
             held["corpus_sha256"] = corpus_sha256
-        from .checkpoint import write_text_atomic  # UTF-8 whatever the locale; never half-written
-
-        write_text_atomic(Path(path), json.dumps(held, ensure_ascii=False))
+        write_text_atomic(Path(path), json.dumps(held, ensure_ascii=False))  # UTF-8 whatever the locale
 
     @classmethod
     def load(cls, path: Path, vocab_size: int | None = None) -> Vocab:
