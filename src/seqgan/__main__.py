@@ -19,7 +19,12 @@ def run() -> None:
     if noted:
         print("seqgan: interrupted", file=sys.stderr)
         sys.exit(130)
-    sys.exit(main())
+    code = main()
+    from . import dist
+
+    if dist.joined():  # a torchrun rank: see dist.leave
+        dist.leave(code or 0)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

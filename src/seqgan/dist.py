@@ -18,6 +18,8 @@ Rank 0 alone writes logs and checkpoints. With one process every function here i
 from __future__ import annotations
 
 import os
+import sys
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -49,12 +51,35 @@ def init_from_env(device: str = "auto") -> bool:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend)
+    global _joined
+    _joined = True
     return True
+
+
+_joined = False  # this process joined a process group (it is a torchrun rank)
+
+
+def joined() -> bool:
+    return _joined
 
 
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def leave(code: int) -> NoReturn:
+    """End a torchrun rank with exit status ``code``, skipping the interpreter's teardown: after
+    gloo's process group is destroyed, a normal exit can still abort in C++ destructors ("terminate
+    called without an active exception", SIGABRT, seen in CI under load), and torchrun then reports
+    that rank as the run's failure. Every file is written and closed by then; only the standard
+    streams are left to flush."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or gone reader: nothing more can be said
+            pass
+    os._exit(code)
 
 
 def world() -> int:
