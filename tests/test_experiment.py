@@ -14,7 +14,7 @@ import torch
 from seqgan.checkpoint import payload_sha256, run_checkpoint, state_sha256
 from seqgan.cli import main
 from seqgan.config import SeqGANError, preset, set_field
-from seqgan.experiment import PAPER_TABLE1, experiment_status, run_experiment
+from seqgan.experiment import PAPER_TABLE1, _zoom_window, experiment_status, run_experiment
 from seqgan.metrics import nll_oracle
 from seqgan.oracle import build_oracle
 from seqgan.train import train
@@ -398,3 +398,14 @@ def test_parallel_workers_stop_on_a_signal_to_the_process_group(tmp_path, sig, c
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "table1.json").read_text())["complete"] is True
+
+
+def test_the_quality_diversity_plot_adds_a_close_up_only_where_a_far_curve_squeezes_the_rest():
+    """(NLL-test, NLL-oracle) points as in results/table1: a collapsed PG-BLEU curve (NLL-oracle ~2)
+    gets the close-up on MLE's range, padded by 10 % on each axis; curves near MLE's get none."""
+    mle = [(11.0, 8.0), (9.0, 9.0), (8.0, 9.5)]
+    near = {"mle": mle, "seqgan": [(12.0, 7.5), (8.5, 9.4)]}
+    assert _zoom_window(near) is None
+    window = _zoom_window({**near, "pg_bleu": [(16.5, 1.5), (9.0, 2.5)]})
+    assert [pytest.approx(limits) for limits in window] == [(7.7, 11.3), (7.85, 9.65)]
+    assert _zoom_window({"seqgan": near["seqgan"], "pg_bleu": [(16.5, 1.5)]}) is None  # no MLE curve to zoom on

