@@ -37,9 +37,12 @@ def read_curves(sources: list[str], name: str, methods: list[str]) -> list[tuple
         for method in methods:
             row = summary.get(method) if isinstance(summary, dict) else None
             sweep = row.get("temperatures") if isinstance(row, dict) else None
-            if not (isinstance(sweep, list) and sweep
-                    and all(isinstance(p, dict) and {"temperature", "nll_test", "nll_oracle"} <= p.keys() for p in sweep)):
+            if not (isinstance(sweep, list) and sweep and all(isinstance(p, dict) for p in sweep)):
                 raise SeqGANError(f"{path} has no temperature sweep for {method}")
+            if not all(isinstance(p.get(k), (int, float)) and not isinstance(p.get(k), bool)
+                       for p in sweep for k in ("temperature", "nll_test", "nll_oracle")):
+                raise SeqGANError(f"{path}: {method}'s temperature sweep lacks a number "
+                                  "(temperature, nll_test, nll_oracle: a synthetic experiment's result)")
             curves.append((label, method, sweep))
     return curves
 

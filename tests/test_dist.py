@@ -193,10 +193,21 @@ def test_a_signal_to_one_rank_stops_both_after_the_same_step(tmp_path):
 
 
 def test_leave_flushes_what_was_printed_and_exits_with_the_code():
-    """`dist.leave` skips the interpreter's teardown (os._exit): what the rank printed, buffered
-    on a pipe, still comes out, and the exit status is the one given."""
-    code = ("import sys; from seqgan import dist; print('to stdout', end=''); "
-            "print('to stderr', file=sys.stderr, end=''); dist.leave(143)")
+    """`dist.leave` skips the interpreter's teardown (os._exit: no atexit handler runs): what the
+    rank printed, buffered on a pipe, still comes out, and the exit status is the one given."""
+    code = ("import atexit, sys; from seqgan import dist; atexit.register(print, 'teardown ran'); "
+            "print('to stdout', end=''); print('to stderr', file=sys.stderr, end=''); dist.leave(143)")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout on a pipe is buffered
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert (done.returncode, done.stdout, done.stderr) == (143, "to stdout", "to stderr")
+
+
+def test_a_rank_whose_command_raises_prints_the_traceback_and_leaves_with_1():
+    """An exception `main` does not turn into one line (e.g. gloo's error when a peer has gone)
+    on a torchrun rank: the traceback, then `dist.leave(1)` (no teardown), not a normal exit."""
+    code = ("import atexit; from seqgan import cli, dist; from seqgan.__main__ import run; "
+            "dist._joined = True; atexit.register(print, 'teardown ran'); "
+            "cli.main = lambda: 1 / 0; run()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "ZeroDivisionError" in done.stderr, done.stderr
+    assert "teardown ran" not in done.stdout

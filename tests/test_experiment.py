@@ -14,7 +14,8 @@ import torch
 from seqgan.checkpoint import payload_sha256, run_checkpoint, state_sha256
 from seqgan.cli import main
 from seqgan.config import SeqGANError, preset, set_field
-from seqgan.experiment import PAPER_TABLE1, _zoom_window, experiment_status, run_experiment
+from seqgan.experiment import PAPER_TABLE1, _plot_quality_diversity, _pyplot, _zoom_window, experiment_status, \
+    run_experiment, table1_variants
 from seqgan.metrics import nll_oracle
 from seqgan.oracle import build_oracle
 from seqgan.train import train
@@ -409,3 +410,23 @@ def test_the_quality_diversity_plot_adds_a_close_up_only_where_a_far_curve_squee
     window = _zoom_window({**near, "pg_bleu": [(16.5, 1.5), (9.0, 2.5)]})
     assert [pytest.approx(limits) for limits in window] == [(7.7, 11.3), (7.85, 9.65)]
     assert _zoom_window({"seqgan": near["seqgan"], "pg_bleu": [(16.5, 1.5)]}) is None  # no MLE curve to zoom on
+
+
+
+def test_the_quality_diversity_plot_draws_the_close_up_beside_the_chart_and_skips_nan(tmp_path):
+    """Two panels (a PNG twice as wide) where PG-BLEU's curve is far from MLE's, one otherwise; a
+    NaN in MLE's sweep (a diverged run) is left out instead of stopping the plot."""
+    def summary(pg_bleu_oracle, mle_nan=False):
+        sweep = lambda shift: [{"temperature": t, "nll_test": x, "nll_oracle": y + shift}
+                               for t, x, y in ((0.8, 10.0, 8.0), (1.0, 9.0, 9.0), (1.2, 8.0, 10.0))]
+        mle = [{"temperature": 0.6, "nll_test": float("nan"), "nll_oracle": 7.5}] * mle_nan + sweep(0.0)
+        return {"mle": {"temperatures": mle}, "pg_bleu": {"temperatures": sweep(pg_bleu_oracle)}}
+
+    def width(path):  # the PNG's IHDR width
+        return int.from_bytes(path.read_bytes()[16:20], "big")
+
+    widths = []
+    for name, s in (("near", summary(-0.5)), ("far", summary(-7.0)), ("far_nan", summary(-7.0, mle_nan=True))):
+        _plot_quality_diversity(_pyplot(), s, table1_variants(), tmp_path / f"{name}.png")
+        widths.append(width(tmp_path / f"{name}.png"))
+    assert widths[1] == widths[2] and widths[1] > 1.5 * widths[0]

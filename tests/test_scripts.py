@@ -598,8 +598,12 @@ def test_compare_quality_diversity_prints_each_curve_at_equal_nll_test_and_draws
     (["paper=missing"], "missing/table1.json not found"),
     (["paper=a", "--methods", "pg_bleu"], "a/table1.json has no temperature sweep for pg_bleu"),
     (["paper=a", "--at", "9,x"], "--at '9,x' is not a comma-separated list of numbers"),
+    (["paper=b"], "b/table1.json: mle's temperature sweep lacks a number"),
 ])
 def test_compare_quality_diversity_bad_input_is_one_line(tmp_path, monkeypatch, args, message):
     _sweep_results(tmp_path / "a")
+    broken = json.loads((_sweep_results(tmp_path / "b") / "table1.json").read_text())
+    broken["summary"]["mle"]["temperatures"][1]["nll_oracle"] = "9.0"
+    (tmp_path / "b" / "table1.json").write_text(json.dumps(broken))
     monkeypatch.chdir(tmp_path)
     _one_line_error("compare_quality_diversity.py", args, 1, message)

@@ -3,6 +3,7 @@ imported ends with one line too, like one at any later point."""
 
 import signal
 import sys
+import traceback
 
 
 def run() -> None:
@@ -19,9 +20,17 @@ def run() -> None:
     if noted:
         print("seqgan: interrupted", file=sys.stderr)
         sys.exit(130)
-    code = main()
     from . import dist
 
+    try:
+        code = main()
+    except BaseException as e:  # an error main() does not turn into a line: its traceback, then leave
+        if not dist.joined():
+            raise
+        if isinstance(e, SystemExit):
+            dist.leave(e.code if isinstance(e.code, int) else 1)
+        traceback.print_exc()
+        dist.leave(1)
     if dist.joined():  # a torchrun rank: see dist.leave
         dist.leave(code or 0)
     sys.exit(code)

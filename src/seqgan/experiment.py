@@ -719,9 +719,10 @@ def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: 
 
 
 def _zoom_window(curves: dict[str, list[tuple[float, float]]]) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The (x, y) limits of a close-up on MLE's curve (its points' range, 10 % margin), or None when
-    there is no MLE curve or every curve stays within twice that range on both axes (a collapsed or
-    untrained method far away squeezes the others together on one chart)."""
+    """The (x, y) limits of a close-up on MLE's curve (its points' range plus a 10 % margin each
+    side), or None when there is no MLE curve or every curve stays within twice those limits' span
+    on both axes (a collapsed method, or the untrained Random row, far away squeezes the others
+    together on one chart). Points are finite."""
     if len(curves.get("mle", [])) < 2:
         return None
     limits = []
@@ -740,7 +741,8 @@ def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: P
     """Quality (NLL-oracle; BLEU) against diversity (NLL-test; Self-BLEU) across temperatures; with
     a second panel, a close-up on MLE's curve where a far-away method squeezes the rest (`_zoom_window`)."""
     (x, x_label), (y, y_label) = m.x, m.y
-    curves = {v.name: [(p[x], p[y]) for p in summary[v.name]["temperatures"]]
+    curves = {v.name: [(p[x], p[y]) for p in summary[v.name]["temperatures"]
+                       if math.isfinite(p[x]) and math.isfinite(p[y])]  # a diverged run's NaN: no point
               for v in variants if summary.get(v.name)}
     window = _zoom_window(curves)
     fig, axes = plt.subplots(1, 2 if window else 1, figsize=(12, 5) if window else (6.5, 5), squeeze=False)
