@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from seqgan.config import SeqGANError
-from seqgan.experiment import LABELS, _pyplot, read_result, table1_variants, value_at
+from seqgan.experiment import LABELS, SYNTHETIC, _pyplot, read_result, table1_variants, value_at
 
 STYLES = ("-", "--", ":", "-.")  # one line style per results directory; one colour per method (as in table1's plots)
 
@@ -67,8 +67,8 @@ def plot(curves: list[tuple[str, str, list[dict]]], methods: list[str], out: Pat
         ax.plot([p["nll_test"] for p in sweep], [p["nll_oracle"] for p in sweep], marker="o", ms=3,
                 ls=STYLES[labels.index(label) % len(STYLES)], color=f"C{order.index(method)}",
                 label=f"{LABELS.get(method, method)} ({label})")
-    ax.set_xlabel("NLL-test (held-out oracle samples; lower = more coverage)")
-    ax.set_ylabel("NLL-oracle (generated samples; lower = higher quality)")
+    ax.set_xlabel(SYNTHETIC.x[1])  # the axes of the experiments' own quality-diversity plots
+    ax.set_ylabel(SYNTHETIC.y[1])
     ax.set_title("Quality vs diversity across sampling temperatures (lower-left is better)", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
