@@ -20,7 +20,13 @@ from pathlib import Path
 from seqgan.config import SeqGANError
 from seqgan.experiment import LABELS, SYNTHETIC, _pyplot, read_result, table1_variants, value_at
 
-STYLES = ("-", "--", ":", "-.")  # one line style per results directory; one colour per method (as in table1's plots)
+STYLES = ("-", "--", ":", "-.")  # one colour per method (as in table1's plots), one look per results directory:
+MARKERS = ("o", "s", "^", "D")  # a line style, then past four directories also another marker
+
+
+def look(index: int) -> tuple[str, str]:
+    """(line style, marker) of the index-th results directory: 16 distinct looks, then repeats."""
+    return STYLES[index % len(STYLES)], MARKERS[index // len(STYLES) % len(MARKERS)]
 
 
 def read_curves(sources: list[str], name: str, methods: list[str]) -> list[tuple[str, str, list[dict]]]:
@@ -64,8 +70,9 @@ def plot(curves: list[tuple[str, str, list[dict]]], methods: list[str], out: Pat
     order = [v.name for v in table1_variants()] + methods  # table1's colours; other methods after them
     fig, ax = plt.subplots(figsize=(7, 5))
     for label, method, sweep in curves:
-        ax.plot([p["nll_test"] for p in sweep], [p["nll_oracle"] for p in sweep], marker="o", ms=3,
-                ls=STYLES[labels.index(label) % len(STYLES)], color=f"C{order.index(method)}",
+        ls, marker = look(labels.index(label))
+        ax.plot([p["nll_test"] for p in sweep], [p["nll_oracle"] for p in sweep], marker=marker, ms=3,
+                ls=ls, color=f"C{order.index(method)}",
                 label=f"{LABELS.get(method, method)} ({label})")
     ax.set_xlabel(SYNTHETIC.x[1])  # the axes of the experiments' own quality-diversity plots
     ax.set_ylabel(SYNTHETIC.y[1])

@@ -211,3 +211,14 @@ def test_a_rank_whose_command_raises_prints_the_traceback_and_leaves_with_1():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "ZeroDivisionError" in done.stderr, done.stderr
     assert "teardown ran" not in done.stdout
+
+
+@pytest.mark.parametrize("exit_with, code, err", [("'seqgan: error: a message'", 1, "seqgan: error: a message\n"),
+                                                  ("None", 0, ""), ("3", 3, "")])
+def test_a_rank_whose_command_calls_sys_exit_leaves_as_python_would(exit_with, code, err):
+    """sys.exit inside `main` on a torchrun rank: the status and message Python gives it (a string
+    is printed and exits 1, None exits 0), through `dist.leave` (no teardown)."""
+    program = ("import atexit, sys; from seqgan import cli, dist; from seqgan.__main__ import run; "
+               f"dist._joined = True; atexit.register(print, 'teardown ran'); cli.main = lambda: sys.exit({exit_with}); run()")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr, done.stdout) == (code, err, "")

@@ -91,10 +91,18 @@ def test_rerun_continues_and_other_config_is_refused(table1, capsys, monkeypatch
                  "--no-progress", "--json"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["summary"] == before["summary"]  # nothing retrained, same numbers
+    def _refused(args):
+        assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1), *args]) == 1
+        return capsys.readouterr().err
+
     assert main(["experiment", "table1", "--preset", "quick", "--out", str(table1)]) == 1
     assert "holds this experiment with another config (differs in data.oracle, data.vocab_size" in capsys.readouterr().err
-    assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1), "--device", "cpu"]) == 1
-    assert "(differs in run.device); run it with the same preset and --set" in capsys.readouterr().err
+    assert "differs in run.seed" in _refused(["--seed", "90"])
+    # where it runs may change (an experiment started on a laptop goes on on a GPU): run.device,
+    # run.deterministic, run.tensorboard
+    assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1), "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert "(with another run.device than it was started with)" in capsys.readouterr().err
     assert main(["experiment", "strategies", "--preset", "tiny", "--out", str(table1)]) == 1
     assert "holds another experiment (table1)" in capsys.readouterr().err
 
@@ -430,3 +438,32 @@ def test_the_quality_diversity_plot_draws_the_close_up_beside_the_chart_and_skip
         _plot_quality_diversity(_pyplot(), s, table1_variants(), tmp_path / f"{name}.png")
         widths.append(width(tmp_path / f"{name}.png"))
     assert widths[1] == widths[2] and widths[1] > 1.5 * widths[0]
+
+
+def test_the_quality_diversity_plot_names_a_method_whose_whole_sweep_diverged(tmp_path):
+    """A method with NaN at every temperature gets a legend entry saying it has no finite point,
+    in both panels, instead of the plot failing; the other curves are drawn as usual."""
+    nan = float("nan")
+    sweep = lambda shift: [{"temperature": t, "nll_test": x, "nll_oracle": y + shift}
+                           for t, x, y in ((0.8, 10.0, 8.0), (1.0, 9.0, 9.0), (1.2, 8.0, 10.0))]
+    summary = {"mle": {"temperatures": sweep(0.0)}, "pg_bleu": {"temperatures": sweep(-7.0)},
+               "seqgan": {"temperatures": [{"temperature": t, "nll_test": nan, "nll_oracle": nan} for t in (0.8, 1.0)]}}
+    real, figures = _pyplot(), []
+
+    class Recording:  # pyplot, keeping each figure it closes
+        subplots = staticmethod(real.subplots)
+
+        @staticmethod
+        def close(fig):
+            figures.append(fig)
+            real.close(fig)
+
+    _plot_quality_diversity(Recording, summary, table1_variants(), tmp_path / "qd.png")
+    assert (tmp_path / "qd.png").stat().st_size > 0
+    (fig,) = figures
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert len(legends) == 2  # PG-BLEU far from MLE: the close-up is there too
+    for labels in legends:
+        assert sum("(no finite point)" in label for label in labels) == 1
+        assert any("SeqGAN" in label and "(no finite point)" in label for label in labels), labels
+        assert len(labels) == 3

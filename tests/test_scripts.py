@@ -593,6 +593,14 @@ def test_compare_quality_diversity_prints_each_curve_at_equal_nll_test_and_draws
     assert "| SeqGAN (paper) | 8.500 |" in done.stdout.splitlines()  # the default methods: mle and seqgan
 
 
+def test_compare_quality_diversity_gives_sixteen_results_directories_sixteen_looks():
+    spec = importlib.util.spec_from_file_location("compare_quality_diversity", SCRIPTS / "compare_quality_diversity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    looks = [module.look(i) for i in range(16)]
+    assert len(set(looks)) == 16 and module.look(16) == looks[0]
+
+
 @pytest.mark.parametrize("args, message", [
     (["results"], "'results' is not LABEL=DIR"),
     (["paper=missing"], "missing/table1.json not found"),

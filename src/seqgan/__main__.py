@@ -27,8 +27,10 @@ def run() -> None:
     except BaseException as e:  # an error main() does not turn into a line: its traceback, then leave
         if not dist.joined():
             raise
-        if isinstance(e, SystemExit):
-            dist.leave(e.code if isinstance(e.code, int) else 1)
+        if isinstance(e, SystemExit):  # as Python itself ends: None is 0, a message is printed and is 1
+            if e.code is not None and not isinstance(e.code, int):
+                print(e.code, file=sys.stderr)
+            dist.leave(e.code if isinstance(e.code, int) else 0 if e.code is None else 1)
         traceback.print_exc()
         dist.leave(1)
     if dist.joined():  # a torchrun rank: see dist.leave

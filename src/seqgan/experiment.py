@@ -571,11 +571,12 @@ def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
                 from None
         if held.get("experiment") != name:
             raise SeqGANError(f"{out} holds another experiment ({held.get('experiment')}); choose another --out")
-        differ = differing_fields(held_config, base)
+        differ = differing_fields(held_config, base, execution=False)
         if differ:
             raise SeqGANError(f"{out} holds this experiment with another config (differs in {differ}); run it "
                               "with the same preset and --set, or choose another --out")
-        _say(f"continuing the experiment in {out}")
+        moved = differing_fields(held_config, base)  # where it runs (EXECUTION_FIELDS) may change, e.g. CPU -> GPU
+        _say(f"continuing the experiment in {out}" + (f" (with another {moved} than it was started with)" if moved else ""))
         return
     if (out / CHECKPOINT_NAME).is_file():
         raise SeqGANError(f"{out} holds a `seqgan train` run (its {CHECKPOINT_NAME}), not an experiment; "
@@ -741,9 +742,10 @@ def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: P
     """Quality (NLL-oracle; BLEU) against diversity (NLL-test; Self-BLEU) across temperatures; with
     a second panel, a close-up on MLE's curve where a far-away method squeezes the rest (`_zoom_window`)."""
     (x, x_label), (y, y_label) = m.x, m.y
-    curves = {v.name: [(p[x], p[y]) for p in summary[v.name]["temperatures"]
+    finite = {v.name: [p for p in summary[v.name]["temperatures"]
                        if math.isfinite(p[x]) and math.isfinite(p[y])]  # a diverged run's NaN: no point
               for v in variants if summary.get(v.name)}
+    curves = {name: [(p[x], p[y]) for p in points] for name, points in finite.items()}
     window = _zoom_window(curves)
     fig, axes = plt.subplots(1, 2 if window else 1, figsize=(12, 5) if window else (6.5, 5), squeeze=False)
     best = "lower-left" if m is SYNTHETIC else "upper-left"
@@ -751,8 +753,11 @@ def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: P
         for i, v in enumerate(variants):
             if v.name not in curves:
                 continue
-            t = summary[v.name]["temperatures"]
-            line, = ax.plot(*zip(*curves[v.name]), marker="o", ms=3, color=f"C{i}", label=LABELS.get(v.name, v.name))
+            t, label = finite[v.name], LABELS.get(v.name, v.name)
+            if not t:  # every temperature diverged: the legend says so instead of the plot failing
+                ax.plot([], [], color=f"C{i}", label=f"{label} (no finite point)")
+                continue
+            line, = ax.plot(*zip(*curves[v.name]), marker="o", ms=3, color=f"C{i}", label=label)
             for p in (t[0], t[-1]):  # outside a close-up's limits, matplotlib leaves the label out
                 ax.annotate(f"τ={p['temperature']:g}", (p[x], p[y]), fontsize=7,
                             color=line.get_color(), xytext=(3, 3), textcoords="offset points")
