@@ -221,8 +221,10 @@ def collect(experiment: Path, results: Path) -> None:
     directory can be completed after the run directories of its other rows are gone."""
     record = read_result(results / "table1.json")
     base = config_in(record, results / "table1.json")
-    if experiment_config(experiment, None).to_dict() != base.to_dict():
-        raise SeqGANError(f"{experiment / EXPERIMENT_RECORD_NAME} holds another config than {results / 'table1.json'}")
+    differ = differing_fields(experiment_config(experiment, None), base, execution=False)  # device may differ
+    if differ:
+        raise SeqGANError(f"{experiment / EXPERIMENT_RECORD_NAME} holds another config than {results / 'table1.json'} "
+                          f"(differs in {differ})")
     plt, m, variants = _pyplot(), measures(base), table1_variants()
     names = {v.name for v in variants}
     if not all(isinstance(r, dict) and r.get("method") in names and isinstance(r.get("seed"), int)
@@ -239,6 +241,8 @@ def collect(experiment: Path, results: Path) -> None:
             (results / "samples").mkdir(exist_ok=True)
             shutil.copyfile(experiment / run["samples"], results / run["samples"])
             added.append(row.run_dir.name)
+    if not runs:  # nothing to write a table of
+        raise SeqGANError(f"nothing to collect: no finished run in {experiment} nor in {results / 'table1.json'}")
     order = {v.name: i for i, v in enumerate(variants)}
     ordered = sorted(runs.values(), key=lambda r: (order[r["method"]], r["seed"]))
     _write_results(plt, "table1", base, record["seeds"], ordered, variants, m, results,

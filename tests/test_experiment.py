@@ -101,15 +101,16 @@ def test_rerun_continues_and_other_config_is_refused(table1, capsys, monkeypatch
     # where it runs may change (an experiment started on a laptop goes on on a GPU): run.device,
     # run.deterministic, run.tensorboard
     assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1), "--device", "cpu",
-                 "--no-progress"]) == 0
-    assert "(with another run.device than it was started with)" in capsys.readouterr().err
+                 "--set", "run.deterministic=true", "--no-progress"]) == 0
+    assert "(with another run.device, run.deterministic than it was started with)" in capsys.readouterr().err
     assert main(["experiment", "strategies", "--preset", "tiny", "--out", str(table1)]) == 1
     assert "holds another experiment (table1)" in capsys.readouterr().err
 
 
 def test_finished_rows_are_written_before_the_experiment_ends(tmp_path, monkeypatch):
     """Runs go row by row and the results are rewritten after each run: an experiment stopped after
-    two runs has a partial table1.json / table1.md with those rows; running it again completes it."""
+    two runs has a partial table1.json / table1.md with those rows; running it again (here with
+    another run.deterministic, which may change like run.device) completes it."""
     import seqgan.experiment as experiment
 
     written = experiment._write_results
@@ -136,8 +137,11 @@ def test_finished_rows_are_written_before_the_experiment_ends(tmp_path, monkeypa
     assert states["pretrain-mle-seed88"] == states["mle-seed88"] == (True, "done")
     assert states["seqgan-seed88"] == (False, None) and len(states) == 6
     monkeypatch.undo()
-    done = run_experiment("table1", preset("tiny"), 1, tmp_path, progress=False)
+    elsewhere = preset("tiny")  # continued where it runs otherwise (as on another device): the same experiment
+    set_field(elsewhere, "run.deterministic", True)
+    done = run_experiment("table1", elsewhere, 1, tmp_path, progress=False)
     assert done["complete"] is True and [r["method"] for r in done["runs"]] == list(PAPER_TABLE1)
+    assert json.loads((tmp_path / "runs" / "seqgan-seed88" / "config.json").read_text())["run"]["deterministic"] is True
     assert done["runs"][:2] == partial["runs"]  # the finished runs were kept, not retrained
     assert "PARTIAL" not in (tmp_path / "table1.md").read_text()
 

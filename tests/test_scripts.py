@@ -196,8 +196,12 @@ def test_collect_completes_kept_results_from_a_row_trained_apart(tmp_path):
 def test_collect_refuses_another_config(tmp_path):
     table1_row = _script()
     (tmp_path / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "config": preset("tiny").to_dict()}))
-    with pytest.raises(SeqGANError, match="another config"):
+    with pytest.raises(SeqGANError, match=r"another config .*\(differs in data\.oracle, data\.vocab_size"):
         table1_row.collect(tmp_path / "none", tmp_path)  # no experiment.json there: the paper preset
+    elsewhere = _with_edits(preset("paper"), {"run.device": "cuda", "run.deterministic": True})
+    (tmp_path / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "config": elsewhere.to_dict()}))
+    with pytest.raises(SeqGANError, match="nothing to collect: no finished run in"):  # past the config check:
+        table1_row.collect(tmp_path / "none", tmp_path)  # written by an experiment continued on a GPU, the same config
     (tmp_path / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "config": {"data": 3}}))
     with pytest.raises(SeqGANError, match="holds no readable config"):
         table1_row.collect(tmp_path / "none", tmp_path)

@@ -753,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "realdata: runs/experiment-realdata-DATASET-PRESET); "
                                                "re-run the same command to continue it")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="config override for every run")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: auto, also when "
+                                                 "continuing: it may differ from the one the experiment started on)")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="runs trained at once, each in its own process with 1/JOBS of the CPU threads "
                         "(no progress bars; default 1: one after another in this process)")

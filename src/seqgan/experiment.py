@@ -555,7 +555,8 @@ def _json_or_none(line: str):
 
 
 def _check_experiment_dir(out: Path, name: str, base: Config) -> None:
-    """DIR/experiment.json records what DIR holds; continuing needs the same experiment and config."""
+    """DIR/experiment.json records what DIR holds; continuing needs the same experiment and config,
+    apart from where it runs (`EXECUTION_FIELDS`)."""
     record = {"experiment": name, "config": base.to_dict()}
     path = out / EXPERIMENT_RECORD_NAME
     if path.is_file():
