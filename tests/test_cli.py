@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,6 +96,25 @@ def test_sample_command(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", "--run", str(tiny_run), "--n", "3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+    before = (tiny_run / "checkpoint.pt").read_bytes()
+    for name in ("checkpoint.pt", "metrics.jsonl"):  # the run's own files are not overwritten
+        assert_one_line_error(main(["sample", "--run", str(tiny_run), "--n", "3", "--out", str(tiny_run / name)]),
+                              capsys.readouterr().err, f"is a run's own {name}; write the samples elsewhere")
+    assert (tiny_run / "checkpoint.pt").read_bytes() == before
+
+
+def test_sample_that_cannot_write_keeps_the_old_file_and_says_where(tiny_run, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "s.txt"
+    out.write_text("old samples\n")
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    assert_one_line_error(main(["sample", "--run", str(tiny_run), "--n", "3", "--out", str(out)]),
+                          capsys.readouterr().err, f"cannot write the samples to {out}: No space left on device")
+    monkeypatch.undo()
+    assert out.read_text() == "old samples\n" and not (tmp_path / "s.txt.tmp").exists()
 
 
 def test_evaluate_on_the_synthetic_task_equals_direct_computations(tiny_run, tmp_path, capsys):

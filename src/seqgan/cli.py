@@ -17,9 +17,11 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME
+from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, write_text_atomic
 from .config import METHODS, PRESETS, Config, DataConfig, SeqGANError, check_seed, preset, set_field, too_large_message
-from .data import read_lines, tokenize
+from .data import VOCAB_NAME, read_lines, tokenize
+
+RUN_FILES = (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, VOCAB_NAME, SAMPLES_NAME)  # `sample --out` keeps off them
 
 
 def _positive_int(text: str) -> int:
@@ -394,7 +396,14 @@ def cmd_sample(args) -> int:
         write_midi(lines, Path(args.midi))
         print(f"wrote {args.n} sequences as MIDI to {args.midi}", file=sys.stderr)
     if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out = Path(args.out)
+        if out.name in RUN_FILES and (out.parent / CHECKPOINT_NAME).is_file():
+            raise SeqGANError(f"--out {out} is a run's own {out.name}; write the samples elsewhere")
+        try:  # through a temporary file: a failed write leaves the old file as it was
+            write_text_atomic(out, "\n".join(lines) + "\n")
+        except OSError as e:
+            out.with_name(out.name + ".tmp").unlink(missing_ok=True)
+            raise SeqGANError(f"cannot write the samples to {out}: {e.strerror or e}") from None
         print(f"wrote {args.n} sequences to {args.out}", file=sys.stderr)
     else:
         for line in lines:
