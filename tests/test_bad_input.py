@@ -48,6 +48,7 @@ def copy_run(tiny_run, tmp_path, name, metrics=None, **edits):
     (b'{"a": 1}\n', "metrics.jsonl:1: not a metrics record"),
     (b'{"phase": "mle", "step": "1", "elapsed_s": 0.1}\n', "metrics.jsonl:1: not a metrics record"),
     (b'{"phase": "mle", "step": 1}\n', "metrics.jsonl:1: not a metrics record"),
+    (b'{"phase": "mle", "step": 1, "elapsed_s": 1' + b"0" * 400 + b'}\n', "metrics.jsonl:1: not a metrics record"),
 ])
 def test_a_damaged_metrics_log_is_one_line_in_plot_and_resume(tiny_run, tmp_path, capsys, metrics, needle):
     run = copy_run(tiny_run, tmp_path, "r", metrics=metrics, phase="mle", step=1, log_lines=1)

@@ -533,14 +533,20 @@ def read_metrics(path: Path, required: bool = True, lines: int | None = None) ->
             record = json.loads(line)
         except json.JSONDecodeError:
             raise SeqGANError(f"{path}:{number}: not a JSON line") from None
-        if not (isinstance(record, dict) and isinstance(record.get("phase"), str) and type(record.get("step")) is int
-                and "elapsed_s" in record and all(type(v) in (int, float) for k, v in record.items()
+        if not (isinstance(record, dict) and isinstance(record.get("phase"), str) and _in_range(record.get("step"), int)
+                and "elapsed_s" in record and all(_in_range(v, (int, float)) for k, v in record.items()
                                                   if k not in ("phase", "step"))):
             raise SeqGANError(f"{path}:{number}: not a metrics record (phase, integer step, elapsed_s, numbers)")
         records.append(record)
     if not records and required:
         raise SeqGANError(f"{path}: empty metrics log")
     return records
+
+
+def _in_range(value, types) -> bool:
+    """A JSON number of one of ``types`` that a float holds (json reads integers of any length)."""
+    return type(value) in (types if isinstance(types, tuple) else (types,)) and \
+        (type(value) is float or abs(value) <= 2 ** 53)
 
 
 class _NoLog:
