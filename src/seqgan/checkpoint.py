@@ -124,11 +124,19 @@ def _fsync_directory(directory: Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """``text`` (UTF-8) into ``path`` through a temporary file and a rename: a reader, or the next
-    run after a kill, finds the old content or the new, never part of it."""
+    run after a kill, finds the old content or the new, never part of it; a failed write (the
+    OSError is raised) leaves no temporary file behind."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # e.g. the temporary name is taken by a directory: the caller's error says enough
+            pass
+        raise
 
 
 def load_checkpoint(path: Path, resume: bool = False, finite: bool = True) -> tuple[Config, dict]:

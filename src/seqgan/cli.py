@@ -402,7 +402,6 @@ def cmd_sample(args) -> int:
         try:  # through a temporary file: a failed write leaves the old file as it was
             write_text_atomic(out, "\n".join(lines) + "\n")
         except OSError as e:
-            out.with_name(out.name + ".tmp").unlink(missing_ok=True)
             raise SeqGANError(f"cannot write the samples to {out}: {e.strerror or e}") from None
         print(f"wrote {args.n} sequences to {args.out}", file=sys.stderr)
     else:

@@ -533,7 +533,7 @@ def read_metrics(path: Path, required: bool = True, lines: int | None = None) ->
             record = json.loads(line)
         except json.JSONDecodeError:
             raise SeqGANError(f"{path}:{number}: not a JSON line") from None
-        if not (isinstance(record, dict) and isinstance(record.get("phase"), str) and _in_range(record.get("step"), int)
+        if not (isinstance(record, dict) and isinstance(record.get("phase"), str) and _in_range(record.get("step"), (int,))
                 and "elapsed_s" in record and all(_in_range(v, (int, float)) for k, v in record.items()
                                                   if k not in ("phase", "step"))):
             raise SeqGANError(f"{path}:{number}: not a metrics record (phase, integer step, elapsed_s, numbers)")
@@ -543,10 +543,9 @@ def read_metrics(path: Path, required: bool = True, lines: int | None = None) ->
     return records
 
 
-def _in_range(value, types) -> bool:
+def _in_range(value, types: tuple[type, ...]) -> bool:
     """A JSON number of one of ``types`` that a float holds (json reads integers of any length)."""
-    return type(value) in (types if isinstance(types, tuple) else (types,)) and \
-        (type(value) is float or abs(value) <= 2 ** 53)
+    return type(value) in types and (type(value) is float or abs(value) <= 2 ** 53)
 
 
 class _NoLog:
