@@ -124,6 +124,7 @@ def _oracle_arrays(**edits):
     ("text", "not an .npz archive"),
     ("strings", "embedding is not all finite floating-point numbers"),
     ("nan", "b_out is not all finite floating-point numbers"),
+    ("empty", "an empty oracle (vocabulary 5000, embedding 32, hidden 0)"),
 ])
 def test_a_bad_oracle_file_is_one_line(tmp_path, capsys, kind, needle):
     ids = tmp_path / "ids.txt"
@@ -133,8 +134,14 @@ def test_a_bad_oracle_file_is_one_line(tmp_path, capsys, kind, needle):
         oracle.write_text("not an archive\n")
     else:
         base = _oracle_arrays()
-        edit = ({"embedding": np.full(base["embedding"].shape, "a")} if kind == "strings"
-                else {"b_out": np.full(base["b_out"].shape, np.nan, dtype=np.float32)})
+        if kind == "strings":
+            edit = {"embedding": np.full(base["embedding"].shape, "a")}
+        elif kind == "nan":
+            edit = {"b_out": np.full(base["b_out"].shape, np.nan, dtype=np.float32)}
+        else:  # shapes that agree with each other, with no hidden unit (nn.LSTM would raise)
+            edit = {f"{m}_{g}": np.zeros(shape, np.float32) for g in "ifoc"
+                    for m, shape in (("W", (32, 0)), ("U", (0, 0)), ("b", (0,)))}
+            edit["W_out"] = np.zeros((0, 5000), np.float32)
         np.savez(oracle, **{**base, **edit})
     one_line(main(["score-oracle", str(ids), "--oracle", str(oracle)]), capsys, needle)
 

@@ -53,6 +53,9 @@ def load_oracle_params(path) -> dict[str, np.ndarray]:
     if params["embedding"].ndim != 2 or params["U_i"].ndim != 2:
         raise SeqGANError(f"oracle file {path}: embedding and U_i must be matrices")
     (vocab, emb), hidden = params["embedding"].shape, params["U_i"].shape[0]
+    if min(vocab, emb, hidden) == 0:
+        raise SeqGANError(f"oracle file {path}: an empty oracle (vocabulary {vocab}, embedding {emb}, "
+                          f"hidden {hidden}); every size must be at least 1")
     shapes = {"W": (emb, hidden), "U": (hidden, hidden), "b": (hidden,)}
     expected = {f"{m}_{g}": shapes[m] for m in "WUb" for g in "ifoc"} | {"W_out": (hidden, vocab), "b_out": (vocab,)}
     for name, shape in expected.items():
