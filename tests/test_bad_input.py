@@ -77,9 +77,28 @@ def test_plot_to_an_unknown_format_or_a_directory_is_one_line(tiny_run, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("part", ["torch", "numpy", "python"])
+def test_a_random_generator_state_not_as_seqgan_writes_it_is_one_line(tiny_run, tmp_path, capsys, part):
+    rng = torch.load(tiny_run / "checkpoint.pt", weights_only=True)["rng"]
+    forged = {"torch": torch.zeros(3, dtype=torch.uint8),  # well-typed: a checksum over it is still right
+              "numpy": ["MT19937", torch.zeros(3, dtype=torch.int64), 0, 0, 0.0],
+              "python": [3, [1, 2], None]}[part]
+    run = copy_run(tiny_run, tmp_path, "r", phase="mle", rng={**rng, part: forged})
+    one_line(main(["train", "--resume", str(run)]), capsys, "its 'rng' is not as seqgan writes it")
+    # of the right shape but a value Python refuses (position 999 of 624): refused when it is set
+    python = [rng["python"][0], [*rng["python"][1][:624], 999], rng["python"][2]]
+    run = copy_run(tiny_run, tmp_path, "r2", phase="mle", rng={**rng, "python": python})
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].startswith(
+        "seqgan: error: cannot resume: the checkpoint's 'rng' is not as seqgan writes it"), err
+
+
 @pytest.mark.parametrize("edits, needle", [
     ({"phase": "bogus"}, "its 'phase' is not as seqgan writes it"),
     ({"step": "3"}, "its 'step' is not as seqgan writes it"),
+    ({"step": -5}, "its 'step' is not as seqgan writes it"),
+    ({"phase": "mle", "log_lines": -1}, "its 'log_lines' is not as seqgan writes it"),
     ({"generator": "weights"}, "its 'generator' is not as seqgan writes it"),
     ({"phase": "mle", "log_lines": "2"}, "its 'log_lines' is not as seqgan writes it"),
     ({"phase": "mle", "rng": {"python": 1}}, "its 'rng' is not as seqgan writes it"),

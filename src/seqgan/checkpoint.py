@@ -192,20 +192,32 @@ def _malformed(payload: dict, resume: bool) -> str | None:
     """The first entry of a loaded checkpoint that is not as `train` writes it, else None."""
     if payload["phase"] not in PHASES:
         return "phase"
-    if type(payload["step"]) is not int:
+    if type(payload["step"]) is not int or payload["step"] < 0:
         return "step"
     for key in ("generator", "discriminator"):
         if key in payload and not (isinstance(payload[key], dict)
                                    and all(isinstance(v, torch.Tensor) for v in payload[key].values())):
             return key
     if resume:
-        if type(payload["log_lines"]) is not int:
+        if type(payload["log_lines"]) is not int or payload["log_lines"] < 0:
             return "log_lines"
-        rng = payload["rng"]
-        if not (isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor)
-                and isinstance(rng.get("numpy"), list) and isinstance(rng.get("python"), list)):
+        if not _rng_as_written(payload["rng"]):
             return "rng"
     return None
+
+
+def _rng_as_written(rng) -> bool:
+    """Whether ``rng`` has the shape of `train.rng_state`'s: torch's CPU state, numpy's MT19937 state
+    (name, 624 keys, position, has_gauss, cached_gaussian) and Python's (version, 625 ints, gauss)."""
+    if not isinstance(rng, dict):
+        return False
+    cpu, np_state, py_state = rng.get("torch"), rng.get("numpy"), rng.get("python")
+    live_cpu = torch.get_rng_state()
+    return (isinstance(cpu, torch.Tensor) and cpu.dtype == live_cpu.dtype and cpu.shape == live_cpu.shape
+            and isinstance(np_state, list) and len(np_state) == 5 and np_state[0] == "MT19937"
+            and isinstance(np_state[1], torch.Tensor) and tuple(np_state[1].shape) == (624,)
+            and isinstance(py_state, list) and len(py_state) == 3 and type(py_state[0]) is int
+            and isinstance(py_state[1], list) and len(py_state[1]) == 625)
 
 
 # An optimizer's per-machine settings: a checkpoint written on a CPU resumes on a GPU (where the

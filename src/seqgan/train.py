@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
-from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, PHASES, SAMPLES_NAME, directory_lock, restore,
-                         save_checkpoint, write_text_atomic)
+from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, PHASES, SAMPLES_NAME, _message_line,
+                         directory_lock, restore, save_checkpoint, write_text_atomic)
 from .config import Config, SeqGANError, is_device_name
 from .discriminator import Discriminator, WeightCopy
 from .generator import Generator
@@ -760,8 +760,12 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     graphed = (GraphedDiscriminatorStep(discriminator, d_opt, dis.batch_size, dis.l2_reg, compile=compiled)
                if device.type == "cuda" and cfg.run.cuda_graphs and dist.world() == 1 and discriminator_batches(cfg)
                else None)
-    if resume:
-        set_rng_state(resume["rng"], device)  # after the capture (which restores the generator it draws from)
+    if resume:  # after the capture (which restores the generator it draws from)
+        try:
+            set_rng_state(resume["rng"], device)
+        except (RuntimeError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:  # a forged one
+            raise SeqGANError(f"cannot resume: the checkpoint's 'rng' is not as seqgan writes it "
+                              f"({_message_line(e)[:120]})") from None
 
     def on_rank0(what: str, action) -> None:
         """``action`` (a file write) on rank 0 alone. Should it fail, every rank stops with one line
