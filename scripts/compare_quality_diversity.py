@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from seqgan.checkpoint import save_figure
 from seqgan.config import SeqGANError
 from seqgan.experiment import LABELS, SYNTHETIC, _pyplot, read_result, table1_variants, value_at
 
@@ -80,7 +81,7 @@ def plot(curves: list[tuple[str, str, list[dict]]], methods: list[str], out: Pat
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
     plt.close(fig)
 
 

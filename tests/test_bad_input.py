@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,22 @@ def test_plot_to_an_unknown_format_or_a_directory_is_one_line(tiny_run, tmp_path
     one_line(main(["plot", str(tiny_run), "--out", str(tmp_path / "p.xyz")]), capsys, "unknown image format '.xyz'")
     one_line(main(["plot", str(tiny_run), "--out", str(tmp_path)]), capsys, "is a directory")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_plot_that_cannot_be_written_keeps_the_old_image(tiny_run, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    def disk_full(self, path, **kwargs):  # part of the image written, then the disk is full
+        Path(path).write_bytes(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "p.png"
+    out.write_bytes(b"the old image")
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    one_line(main(["plot", str(tiny_run), "--out", str(out)]), capsys,
+             f"cannot write the plot to {out}: No space left on device")
+    assert out.read_bytes() == b"the old image" and sorted(tmp_path.iterdir()) == [out]
 
 
 @pytest.mark.parametrize("part", ["torch", "numpy", "python"])

@@ -122,14 +122,14 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """``text`` (UTF-8) into ``path`` through a temporary file and a rename: a reader, or the next
-    run after a kill, finds the old content or the new, never part of it; a failed write (the
-    OSError is raised) leaves no temporary file behind."""
+def replace_atomic(path: Path, write) -> None:
+    """``write(tmp)`` then a rename of ``tmp`` onto ``path``: a reader, or the next run after a kill,
+    finds the old content or the new, never part of it; a failed write (the OSError is raised)
+    leaves no temporary file behind."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
         os.replace(tmp, path)
     except OSError:
         try:
@@ -137,6 +137,17 @@ def write_text_atomic(path: Path, text: str) -> None:
         except OSError:  # e.g. the temporary name is taken by a directory: the caller's error says enough
             pass
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``text`` (UTF-8) into ``path`` as `replace_atomic` writes."""
+    replace_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure into ``path`` (its format from the suffix) as `replace_atomic` writes."""
+    path = Path(path)
+    replace_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format=path.suffix[1:].lower() or "png"))
 
 
 def load_checkpoint(path: Path, resume: bool = False, finite: bool = True) -> tuple[Config, dict]:

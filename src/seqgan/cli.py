@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, write_text_atomic
+from .checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, save_figure, \
+    write_text_atomic
 from .config import METHODS, PRESETS, Config, DataConfig, SeqGANError, check_seed, preset, set_field, too_large_message
 from .data import VOCAB_NAME, read_lines, tokenize
 
@@ -500,8 +501,12 @@ def cmd_plot(args) -> int:
     if out.suffix[1:].lower() not in formats:
         raise SeqGANError(f"--out {out}: unknown image format {out.suffix!r} "
                           f"(choose from {', '.join(sorted(formats))})")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:  # through a temporary file: a failed write leaves the old image as it was
+        save_figure(fig, out)
+    except OSError as e:
+        raise SeqGANError(f"cannot write the plot to {out}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
     print(f"wrote {out}")
     return 0
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import (CHECKPOINT_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, STATE_KEYS,
-                         directory_lock, load_checkpoint, restore, state_sha256, write_text_atomic)
+                         directory_lock, load_checkpoint, restore, save_figure, state_sha256, write_text_atomic)
 from .config import Config, SeqGANError, check_seed, differing_fields, set_field, too_large_message
 from .bleu import bleu, self_bleu
 from .data import VOCAB_NAME, Vocab, check_run_corpus, pad_after_eos, split_lines
@@ -716,7 +716,7 @@ def _plot_learning_curves(plt, runs: list[dict], variants: list[Variant], path: 
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -773,5 +773,5 @@ def _plot_quality_diversity(plt, summary: dict, variants: list[Variant], path: P
         close_up.set_ylim(*window[1])
         close_up.set_title(f"Close-up on MLE's range ({best} is better)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
