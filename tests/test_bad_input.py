@@ -256,11 +256,21 @@ def test_an_experiment_into_a_train_run_directory_is_refused(tiny_run, capsys):
     assert not (tiny_run / "experiment.json").exists()
 
 
-def test_a_metrics_log_shorter_than_its_checkpoint_resumes_with_a_warning(tiny_run, tmp_path, capsys):
+@pytest.mark.parametrize("log, warning", [
+    ("first line", "has 1 of the 2 lines the checkpoint was written after"),
+    ("empty", "has 0 of the 2 lines the checkpoint was written after"),
+    ("deleted", "is gone, with the 2 lines the checkpoint was written after"),
+])
+def test_a_metrics_log_shorter_than_its_checkpoint_resumes_with_a_warning(tiny_run, tmp_path, capsys, log, warning):
     first = (tiny_run / "metrics.jsonl").read_bytes().splitlines(keepends=True)[0]
-    run = copy_run(tiny_run, tmp_path, "r", metrics=first, phase="mle", step=1, log_lines=2)
-    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
-    assert "has 1 of the 2 lines the checkpoint was written after" in capsys.readouterr().err
+    run = copy_run(tiny_run, tmp_path, "r", metrics=first if log == "first line" else b"", phase="mle", step=1,
+                   log_lines=2)
+    if log == "deleted":
+        (run / "metrics.jsonl").unlink()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # the checkpoint is the work: not lost
+    assert warning in capsys.readouterr().err
+    lines = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)  # kept history, then the new records
+    assert (lines[0] == first) == (log == "first line") and json.loads(lines[-1])["phase"] == "adversarial"
 
 
 def test_a_nan_loss_in_seqgan_train_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):

@@ -282,10 +282,12 @@ def _locked_train(args, main: bool, lock: contextlib.ExitStack) -> int:
             raise SeqGANError(error)
         cfg, resume = run_checkpoint(run_dir, resume=True)
         if resume["phase"] != "done":  # the log lines the checkpoint keeps: a damaged one stops here, before
-            kept = len(read_metrics(run_dir / METRICS_NAME, lines=resume["log_lines"]))  # "resuming" is said
+            log = run_dir / METRICS_NAME  # "resuming" is said; a missing or empty one loses only history
+            kept = len(read_metrics(log, required=False, lines=resume["log_lines"]))
             if kept < resume["log_lines"]:
-                say(f"seqgan train: warning: {run_dir / METRICS_NAME} has {kept} of the {resume['log_lines']} lines "
-                    "the checkpoint was written after; the missing history stays missing")
+                has = f"has {kept} of" if log.is_file() else "is gone, with"
+                say(f"seqgan train: warning: {log} {has} the {resume['log_lines']} lines the checkpoint was "
+                    "written after; the missing history stays missing")
         _apply_run_flags(cfg, args)
         cfg.validate()  # the flags just applied (e.g. --device)
         if resume["phase"] == "done":
