@@ -145,6 +145,17 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int, lock: context
         raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
     if is_experiment_dir(run_dir):
         raise SeqGANError(f"--out {run_dir} holds an experiment; choose another directory")
+    left = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if left:  # a run stopped before its first checkpoint, or one whose checkpoint was deleted: kept, not overwritten
+        aside = run_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            aside.mkdir()
+            for name in left:
+                os.replace(run_dir / name, aside / name)
+        except OSError as e:
+            raise SeqGANError(f"cannot move the files of an earlier run in {run_dir} aside: {e.strerror or e}") from None
+        print(f"seqgan train: {run_dir} held {', '.join(left)} with no checkpoint (a run stopped before its first); "
+              f"moved into {aside}", file=sys.stderr)
     return run_dir
 
 
