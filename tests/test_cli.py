@@ -303,7 +303,8 @@ def test_unknown_preset_is_rejected():
 
 
 @pytest.mark.parametrize("content, needles", [
-    (b"", ["no sequences"]),
+    (b"", ["no sequences (the file is empty)"]),
+    (b"\n \n\n", ["no sequences (the file is blank lines only)"]),
     (b"1 2 3\n4 5 x\n", [":2:", "token ids"]),
     (b"1 2 3\n4 5000 6\n", [":2:", "5000", "out of range"]),
     (b"1 2 3\n-1 2 3\n", [":2:", "-1"]),
@@ -405,7 +406,7 @@ def test_bleu_bad_files(tmp_path, content, needles):
     assert_one_line_error(*run_cli("self-bleu", "--hypotheses", str(good))[::2], "at least 2")
 
 
-def test_inspect(tiny_run, capsys):
+def test_inspect(tiny_run, tmp_path, capsys):
     from seqgan.checkpoint import state_sha256
 
     assert main(["inspect", str(tiny_run), "--json"]) == 0
@@ -416,6 +417,23 @@ def test_inspect(tiny_run, capsys):
     assert info["last_metrics"] == json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert info["config"]["schedule"]["mle_epochs"] == 2
     assert_one_line_error(*run_cli("inspect", "/nonexistent/run")[::2], "run directory not found")
+    afile = tmp_path / "afile"
+    afile.write_text("not a run\n")
+    assert_one_line_error(main(["inspect", str(afile)]), capsys.readouterr().err, f"{afile} is a file, not a run directory")
+
+
+def test_an_empty_or_file_out_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default run directory would go
+    afile = tmp_path / "afile"
+    afile.write_text("kept\n")
+    for command in (["train", "--preset", "tiny"], ["experiment", "table1", "--preset", "tiny", "--seeds", "1"]):
+        with pytest.raises(SystemExit) as usage:  # not the default directory instead (an unset shell variable)
+            main([*command, "--out", ""])
+        err = capsys.readouterr().err
+        assert usage.value.code == 2 and err.strip().splitlines()[-1].endswith("argument --out: an empty path"), err
+        assert_one_line_error(main([*command, "--out", str(afile)]), capsys.readouterr().err,
+                              f"{afile} exists and is not a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and afile.read_text() == "kept\n"
 
 
 def test_plot(tiny_run, tmp_path, capsys):

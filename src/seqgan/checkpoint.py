@@ -54,6 +54,8 @@ def directory_lock(directory: Path):
     if fcntl is None or key in _HELD:  # nothing to lock, or this process holds it already (the CLI, then train)
         yield
         return
+    if directory.exists() and not directory.is_dir():
+        raise SeqGANError(f"{directory} exists and is not a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle = open(directory / LOCK_NAME, "a+", encoding="utf-8")
@@ -260,7 +262,8 @@ def is_experiment_dir(path: Path) -> bool:
 def run_checkpoint(run_dir: Path, resume: bool = False, finite: bool = True) -> tuple[Config, dict]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise SeqGANError(f"run directory not found: {run_dir}")
+        raise SeqGANError(f"{run_dir} is a file, not a run directory" if run_dir.exists()
+                          else f"run directory not found: {run_dir}")
     if is_experiment_dir(run_dir):
         raise SeqGANError(f"{run_dir} is an experiment directory, not a run: name one of its runs "
                           f"({run_dir / 'runs'}/METHOD-seedN; `seqgan inspect {run_dir}` lists them)")

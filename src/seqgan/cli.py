@@ -25,6 +25,12 @@ from .data import VOCAB_NAME, read_lines, tokenize
 RUN_FILES = (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, VOCAB_NAME, SAMPLES_NAME)  # `sample --out` keeps off them
 
 
+def _path(text: str) -> str:
+    if not text:  # Path("") is the current directory; an empty --out is a slip (an unset shell variable)
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -741,7 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="run Algorithm 1 (or a baseline) on the synthetic oracle task or a corpus")
     p.add_argument("--preset", default=None, choices=PRESETS, help="schedule and sizes (default: quick)")
     p.add_argument("--seed", type=_seed, default=None, help="run seed (default: the preset's, 88)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/PRESET-seedN-TIME)")
+    p.add_argument("--out", default=None, type=_path, help="run directory (default: runs/PRESET-seedN-TIME)")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set schedule.adv_steps=50 generator.lr=0.005")
     p.add_argument("--device", default=None,
@@ -775,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive_int, default=3,
                    help="seeds per method: run.seed, run.seed+1, ... (default 3)")
     p.add_argument("--seed", type=_seed, default=None, help="first seed (default: the preset's, 88)")
-    p.add_argument("--out", default=None, help="experiment directory (default: runs/experiment-NAME-PRESET, "
+    p.add_argument("--out", default=None, type=_path, help="experiment directory (default: runs/experiment-NAME-PRESET, "
                                                "realdata: runs/experiment-realdata-DATASET-PRESET); "
                                                "re-run the same command to continue it")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE", help="config override for every run")
@@ -795,7 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_temperature, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--seed", type=_seed, default=0, help=SAMPLE_SEED_HELP)
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
-    p.add_argument("--out", default=None, help="file to write (default: stdout)")
+    p.add_argument("--out", default=None, type=_path, help="file to write (default: stdout)")
     p.add_argument("--midi", default=None, metavar="FILE", help="music runs: also write the samples as MIDI (music21)")
     p.set_defaults(func=cmd_sample)
 
@@ -810,7 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="PNG learning curves (NLL, losses, D accuracy) from a run's metrics log")
     p.add_argument("run", help="run directory written by `seqgan train`")
-    p.add_argument("--out", default=None,
+    p.add_argument("--out", default=None, type=_path,
                    help="image file, its format from the suffix (default: RUN/learning_curves.png; no suffix: .png)")
     p.set_defaults(func=cmd_plot)
 

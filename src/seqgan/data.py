@@ -79,7 +79,7 @@ def read_lines(path: Path) -> list[str]:
         raise SeqGANError(f"{path}:{line}: not valid UTF-8 text") from None
     lines = split_lines(text)
     if not any(line.strip() for line in lines):
-        raise SeqGANError(f"{path}: no sequences (the file is empty)")
+        raise SeqGANError(f"{path}: no sequences (the file is {'blank lines only' if text else 'empty'})")
     return lines
 
 
