@@ -1,17 +1,20 @@
 """One run of a `seqgan experiment table1` trained elsewhere (a lent GPU), brought back small.
 
-A device call returns files of at most 16 MiB (64 MiB in all) and a finished paper-size SeqGAN
-checkpoint is ~91 MB, mostly optimizer state that a finished run no longer needs. So: train the
-run there from the seed's shared pre-training (carried over), export it without optimizer state
-in 15 MiB parts, and import it here, where the experiment takes it as finished (its checkpoint
-says "done"; the reassembled checkpoint's sha256 proves the parts came back whole).
+A device call returns files of at most 16 MiB (64 MiB in all) and a paper-size SeqGAN checkpoint
+is ~91 MB, mostly optimizer state. So: train the run there from the seed's shared pre-training
+(carried over), export it in 15 MiB parts, and import it here. A finished run is exported without
+the optimizer state it no longer needs, and the experiment takes it as finished (its checkpoint
+says "done"). An unfinished one (stopped with --seconds) is exported whole, packed (its tensors'
+bytes in planes, zlib-compressed: 55 MiB for a paper-size SeqGAN run), so that, imported into any
+experiment directory of the same config, `run` goes on with it as if it had never moved (carried
+to a device, or back). Either way the reassembled checkpoint's sha256 proves it came back whole.
 
     # on the device (PYTHONPATH=src where seqgan is not installed), EXPERIMENT_DIR holding a
     # copy of runs/pretrain-mle-seedS (e.g. under the repository's ignored runs/, carried over):
     python scripts/table1_row.py run EXPERIMENT_DIR METHOD SEED [--preset NAME] [--seconds N] \
         [--require-pretraining]
     python scripts/table1_row.py export EXPERIMENT_DIR/runs/METHOD-seedS $OUT/METHOD-seedS
-    # here, with the files that came back:
+    # here, with the files that came back (a finished run, or an unfinished one to go on with):
     python scripts/table1_row.py import FILES/METHOD-seedS EXPERIMENT_DIR [--preset NAME]
     # then, where the experiment's other run directories are gone but its results are kept:
     python scripts/table1_row.py collect EXPERIMENT_DIR RESULTS_DIR
@@ -19,24 +22,28 @@ says "done"; the reassembled checkpoint's sha256 proves the parts came back whol
 The config is the experiment's own, from EXPERIMENT_DIR/experiment.json (copy it over with the
 pre-training), with run.device=auto; without that file, the preset (default paper). The run is
 the experiment's own row (same config edits, same pre-training), so only the hardware differs
-from a run made here; `import` checks that the run is finished and holds that row's config.
+from a run made here; `import` checks that the run holds that row's config.
 Without the seed's pre-training in EXPERIMENT_DIR, `run` trains it first (on this machine: to
 share the CPU experiment's pre-training bit for bit, make it on the CPU); with
 --require-pretraining it refuses instead, so a carry that went missing costs no device time.
 With --seconds N the run stops (checkpointed) at the first step boundary after N seconds and
-the command exits 3; Ctrl-C or SIGTERM stops it the same way with exit 130 / 143. Run it again,
-on the same machine, to go on.
+the command exits 3; Ctrl-C or SIGTERM stops it the same way with exit 130 / 143. Run it again
+to go on: on the same machine, or elsewhere after `export` and `import`.
 """
 
 import argparse
 import contextlib
+import io
 import math
 import os
 import shutil
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
+
+import torch
 
 from seqgan.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, EXPERIMENT_RECORD_NAME, METRICS_NAME, SAMPLES_NAME, \
     directory_lock, load_checkpoint, save_checkpoint
@@ -47,8 +54,55 @@ from seqgan.experiment import TEMPERATURES_NAME, _Row, _collect, _finished, _pyp
 from seqgan.train import Interrupted, keep_freed_memory
 
 PART = 15 << 20  # bytes per part of the exported checkpoint
-FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, TEMPERATURES_NAME)
+FILES = (CONFIG_NAME, METRICS_NAME, SAMPLES_NAME, TEMPERATURES_NAME)  # a finished run's
+UNFINISHED_FILES = (CONFIG_NAME, METRICS_NAME)  # an unfinished one's (samples.txt from its first evaluation on)
 OPTIMIZERS = ("mle_optimizer", "adv_optimizer", "d_optimizer")
+PACKED_MAGIC = b"seqgan packed checkpoint 1\n"  # what the parts of an unfinished run's export start with
+_PACKED = "seqgan_packed_tensor"
+
+
+def _pack(value):
+    """``value`` with every tensor as its bytes in planes (all first bytes, then all second bytes...):
+    float bytes side by side compress poorly, their exponent bytes in a row well (a paper-size
+    SeqGAN checkpoint: 87 MiB, 55 MiB zlib-compressed so, 61 MiB without the planes)."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        planes = flat.view(torch.uint8).reshape(-1, flat.element_size()).T.contiguous()
+        return {_PACKED: planes, "dtype": str(value.dtype).removeprefix("torch."), "shape": list(value.shape)}
+    if isinstance(value, dict):
+        return {key: _pack(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_pack(item) for item in value)
+    return value
+
+
+def _unpack(value):
+    """`_pack`'s inverse."""
+    if isinstance(value, dict) and _PACKED in value:
+        dtype = getattr(torch, value["dtype"])
+        return value[_PACKED].T.contiguous().reshape(-1).view(dtype).reshape(value["shape"])
+    if isinstance(value, dict):
+        return {key: _unpack(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unpack(item) for item in value)
+    return value
+
+
+def packed_checkpoint(payload: dict) -> bytes:
+    """A whole checkpoint (optimizer state included, so the run can go on) as `PACKED_MAGIC` and a
+    zlib stream of `_pack`'s form, saved by torch (read back without unpickling)."""
+    buffer = io.BytesIO()
+    torch.save(_pack(payload), buffer)
+    return PACKED_MAGIC + zlib.compress(buffer.getvalue(), 6)
+
+
+def unpacked_checkpoint(data: bytes) -> dict:
+    """`packed_checkpoint`'s payload; its own sha256 entry then proves it whole (`load_checkpoint`)."""
+    try:
+        buffer = io.BytesIO(zlib.decompress(data[len(PACKED_MAGIC):]))
+        return _unpack(torch.load(buffer, map_location="cpu", weights_only=True))
+    except Exception as e:  # zlib.error, or torch's on a damaged archive
+        raise SeqGANError(f"the packed checkpoint is damaged ({type(e).__name__}: {str(e)[:100]})") from None
 
 
 def _row(experiment: Path, method: str, seed: int, preset_name: str | None = None, device: str | None = None) -> _Row:
@@ -134,10 +188,12 @@ def _all_or_nothing(made: Path | None):
 
 
 def export(run_dir: Path, out: Path) -> None:
-    cfg, payload = load_checkpoint(run_dir / CHECKPOINT_NAME)
-    if payload["phase"] != "done":
-        raise SeqGANError(f"{run_dir} is not finished (phase {payload['phase']})")
-    missing = [name for name in FILES if not (run_dir / name).is_file()]
+    """A finished run without optimizer state (all a finished row needs), or an unfinished one whole
+    and packed (`packed_checkpoint`: to go on elsewhere), in parts of `PART` bytes."""
+    cfg, payload = load_checkpoint(run_dir / CHECKPOINT_NAME, resume=True)
+    finished = payload["phase"] == "done"
+    files = [name for name in FILES if finished or name in UNFINISHED_FILES or (run_dir / name).is_file()]
+    missing = [name for name in files if not (run_dir / name).is_file()]
     if missing:
         raise SeqGANError(f"{run_dir} lacks {', '.join(missing)}; nothing exported")
     if out.exists() and out.resolve() == run_dir.resolve():
@@ -146,27 +202,31 @@ def export(run_dir: Path, out: Path) -> None:
         raise SeqGANError(f"{out} holds a run ({CHECKPOINT_NAME}); export to another directory")
     with _all_or_nothing(_new_top(out)) as written:
         out.mkdir(parents=True, exist_ok=True)
-        for stale in out.glob(f"{CHECKPOINT_NAME}.part*"):  # an earlier export's: `import` joins every part
-            stale.unlink()
-        for name in FILES:
+        for stale in (*out.glob(f"{CHECKPOINT_NAME}.part*"), out / TEMPERATURES_NAME):  # an earlier export's:
+            stale.unlink(missing_ok=True)  # `import` joins every part, and takes a sweep as a finished run's
+        for name in files:
             written.append(out / name)
             shutil.copyfile(run_dir / name, out / name)
-        state = {k: v for k, v in payload.items() if k not in ("format_version", "config", "sha256", *OPTIMIZERS)}
-        whole = out / CHECKPOINT_NAME
-        written.append(whole)
-        save_checkpoint(whole, cfg, **state)
-        data = whole.read_bytes()
-        whole.unlink()
+        if finished:
+            state = {k: v for k, v in payload.items() if k not in ("format_version", "config", "sha256", *OPTIMIZERS)}
+            whole = out / CHECKPOINT_NAME
+            written.append(whole)
+            save_checkpoint(whole, cfg, **state)
+            data = whole.read_bytes()
+            whole.unlink()
+        else:
+            data = packed_checkpoint(payload)
         for i in range(0, len(data), PART):
             written.append(out / f"{CHECKPOINT_NAME}.part{i // PART:02d}")
             written[-1].write_bytes(data[i:i + PART])
-    print(f"exported {run_dir.name}: {len(data) / 2**20:.1f} MiB in {-(-len(data) // PART)} parts to {out}")
+    what = "finished" if finished else f"packed whole, to go on after {payload['phase']} step {payload['step']}"
+    print(f"exported {run_dir.name} ({what}): {len(data) / 2**20:.1f} MiB in {-(-len(data) // PART)} parts to {out}")
 
 
 def import_(exported: Path, experiment: Path, preset_name: str | None = None) -> None:
     """Add the exported run to EXPERIMENT_DIR as its row of the same name, once its checkpoint has
-    come back whole, is finished and holds that row's config (`experiment_config`, up to the run.*
-    fields that say where it ran: ``EXECUTION_FIELDS``)."""
+    come back whole and holds that row's config (`experiment_config`, up to the run.* fields that
+    say where it ran: ``EXECUTION_FIELDS``): a finished run to collect, or an unfinished one to go on."""
     name = Path(os.path.abspath(exported)).name  # `import . DIR` too
     run_dir = experiment / "runs" / name
     if (run_dir / CHECKPOINT_NAME).exists():
@@ -184,19 +244,28 @@ def import_(exported: Path, experiment: Path, preset_name: str | None = None) ->
     if not parts:
         raise SeqGANError(f"{exported} holds no {CHECKPOINT_NAME}.part* files: "
                           "not one that `table1_row.py export` wrote")
-    missing = [name for name in FILES if not (exported / name).is_file()]
+    files = [name for name in FILES if (exported / name).is_file()]
+    missing = [name for name in UNFINISHED_FILES if name not in files]
     if missing:
         raise SeqGANError(f"{exported} lacks {', '.join(missing)}: not a whole `table1_row.py export` output")
     with tempfile.TemporaryDirectory(prefix="table1_row-import-") as tmp:  # the exported copy may be read-only
         whole = Path(tmp) / CHECKPOINT_NAME
-        whole.write_bytes(b"".join(p.read_bytes() for p in parts))
+        data = b"".join(p.read_bytes() for p in parts)
         try:
-            cfg, payload = load_checkpoint(whole)  # checks the sha256: the parts came back whole
+            if data.startswith(PACKED_MAGIC):  # an unfinished run, whole
+                torch.save(unpacked_checkpoint(data), whole)
+            else:
+                whole.write_bytes(data)
+            cfg, payload = load_checkpoint(whole, resume=True)  # checks the sha256: the parts came back whole
         except SeqGANError as e:  # named by the parts, not the temporary file
             raise SeqGANError(str(e).replace(str(whole), f"{exported / CHECKPOINT_NAME}.part*")) from None
         checked = whole.read_bytes()
-    if payload["phase"] != "done":
-        raise SeqGANError(f"{exported}: its run is not finished (phase {payload['phase']})")
+    finished = payload["phase"] == "done"
+    missing = [name for name in FILES if name not in files] if finished else []
+    if missing or (not finished and TEMPERATURES_NAME in files):
+        raise SeqGANError(f"{exported}: " + (f"its run is finished but lacks {', '.join(missing)}" if finished else
+                                             f"its run is not finished (phase {payload['phase']}) but has "
+                                             f"{TEMPERATURES_NAME}") + ": not a whole `table1_row.py export` output")
     differ = differing_fields(cfg, row.cfg, execution=False)
     if differ:
         raise SeqGANError(f"{exported}: its config is not the experiment's {name} row's (differs in {differ})")
@@ -206,13 +275,17 @@ def import_(exported: Path, experiment: Path, preset_name: str | None = None) ->
     with directory_lock(run_dir), _all_or_nothing(made) as written:
         if (run_dir / CHECKPOINT_NAME).exists():
             raise SeqGANError(f"{run_dir} already holds a run")
-        for name in FILES:
+        for name in files:
             written.append(run_dir / name)
             shutil.copyfile(exported / name, run_dir / name)
         written.append(run_dir / f"{CHECKPOINT_NAME}.tmp")
         written[-1].write_bytes(checked)
         written[-1].replace(run_dir / CHECKPOINT_NAME)  # last: the experiment sees a whole run or none
-    print(f"imported {run_dir} ({len(parts)} parts); re-run the experiment command to collect it")
+    if finished:
+        print(f"imported {run_dir} ({len(parts)} parts); re-run the experiment command to collect it")
+    else:
+        print(f"imported {run_dir} ({len(parts)} parts), after {payload['phase']} step {payload['step']}; "
+              f"`table1_row.py run {experiment} {method} {seed}` goes on with it")
 
 
 def collect(experiment: Path, results: Path) -> None:
@@ -272,7 +345,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--seconds", type=_seconds, default=None, help="stop at the first step boundary after N s")
     p.add_argument("--require-pretraining", action="store_true",
                    help="refuse to start when the seed's shared pre-training is not in EXPERIMENT_DIR, finished")
-    p = commands.add_parser("export", help="a finished run without optimizer state, in parts")
+    p = commands.add_parser("export", help="a finished run without optimizer state, or an unfinished one whole "
+                                           "and packed, in parts")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("out", type=Path, metavar="OUT_DIR")
     p = commands.add_parser("import", help="an exported run into EXPERIMENT_DIR/runs/")

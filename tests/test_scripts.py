@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seqgan.checkpoint import run_checkpoint, state_sha256
+from seqgan.checkpoint import payload_sha256, run_checkpoint, state_sha256
 from seqgan import experiment
 from seqgan.config import SeqGANError, preset
 from seqgan.experiment import _Row, _with_edits, run_experiment, table1_variants
@@ -77,6 +77,47 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     with pytest.raises(SeqGANError, match="is the run directory it would be imported into"):
         table1_row.import_(here / "runs" / "mle-seed88", here, "tiny")
     assert (here / "runs" / "mle-seed88" / "config.json").is_file()
+
+
+def test_an_unfinished_row_exported_packed_goes_on_elsewhere_as_if_never_moved(tmp_path):
+    """A row stopped after one step (`run --seconds 0`) exports whole (optimizer state included) and
+    packed; imported into another experiment directory without its pre-training, `run` finishes it
+    there into the same run as one trained in one go. Damaged parts are refused in one line."""
+    table1_row = _script()
+    seqgan = next(v for v in table1_variants() if v.name == "seqgan")
+    whole, parts, moved = tmp_path / "whole", tmp_path / "parts", tmp_path / "moved"
+    row = _Row(seqgan, 88, whole, _with_edits(preset("tiny"), {"run.seed": 88}))
+    train(row.pretraining, row.start, progress=False)
+    shutil.copytree(whole / "runs", parts / "runs")
+    table1_row.run(whole, "seqgan", 88, "tiny")
+    with pytest.raises(SystemExit):
+        table1_row.run(parts, "seqgan", 88, "tiny", seconds=0)
+    stopped = parts / "runs" / "seqgan-seed88"
+    _, left = run_checkpoint(stopped, resume=True)
+    assert left["phase"] != "done"
+
+    out = tmp_path / "out" / "seqgan-seed88"
+    table1_row.export(stopped, out)
+    data = b"".join(p.read_bytes() for p in sorted(out.glob("checkpoint.pt.part*")))
+    assert data.startswith(table1_row.PACKED_MAGIC) and not (out / "temperatures.json").exists()
+    assert payload_sha256(table1_row.unpacked_checkpoint(data)) == left["sha256"]  # bit for bit
+    table1_row.import_(out, moved, "tiny")
+    assert not (moved / "runs" / "pretrain-mle-seed88").exists()  # not needed: the run goes on from its own
+    table1_row.run(moved, "seqgan", 88, "tiny")
+    _, got = run_checkpoint(moved / "runs" / "seqgan-seed88")
+    _, want = run_checkpoint(whole / "runs" / "seqgan-seed88")
+    assert got["phase"] == "done"
+    for key in ("generator", "discriminator"):
+        assert state_sha256(got[key]) == state_sha256(want[key])
+    assert _metrics(moved / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
+
+    damaged = tmp_path / "damaged" / "seqgan-seed88"
+    shutil.copytree(out, damaged)
+    part = damaged / "checkpoint.pt.part00"
+    part.write_bytes(part.read_bytes()[:-100])
+    with pytest.raises(SystemExit) as refused:
+        table1_row.main(["import", str(damaged), str(tmp_path / "elsewhere"), "--preset", "tiny"])
+    assert "the packed checkpoint is damaged" in refused.value.code and not (tmp_path / "elsewhere").exists()
 
 
 def test_a_row_from_a_pre_training_without_optimizer_state_is_one_line(tmp_path):
@@ -404,7 +445,7 @@ def _exported(directory, parts=True, files=FILES_EXPORTED):
 @pytest.mark.parametrize("case, message", [
     ("missing", "seqgan-seed88 is not a directory (one that `table1_row.py export` wrote)"),
     ("empty", "seqgan-seed88 holds no checkpoint.pt.part* files"),
-    ("no_files", "seqgan-seed88 lacks metrics.jsonl, temperatures.json"),
+    ("no_files", "seqgan-seed88 lacks metrics.jsonl: not a whole"),
 ])
 def test_import_of_what_is_not_an_export_is_refused_before_anything_is_written(tmp_path, case, message):
     table1_row = _script()
@@ -426,7 +467,7 @@ def test_import_that_fails_part_way_leaves_no_half_imported_run(tmp_path, monkey
     table1_row = _script()
     exported = _exported(tmp_path / "carried" / "seqgan-seed88")
     row_config = _with_edits(preset("paper"), {"run.seed": 88})  # no experiment.json there: the paper preset's row
-    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: (row_config, {"phase": "done"}))  # parts: not real
+    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path, resume: (row_config, {"phase": "done"}))  # parts: not real
     other = tmp_path / "experiment" / "runs" / "mle-seed88"
     other.mkdir(parents=True)
     (other / "checkpoint.pt").write_text("another run")
@@ -462,7 +503,7 @@ def test_export_that_fails_leaves_no_partial_export(tmp_path, monkeypatch, case,
     run_dir = _exported(tmp_path / "runs" / "seqgan-seed88", parts=False,
                         files=FILES_EXPORTED[:3] if case == "no_sweep" else FILES_EXPORTED)
     (run_dir / "checkpoint.pt").write_text("a finished run")
-    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: (preset("tiny"), {"phase": "done"}))
+    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path, resume: (preset("tiny"), {"phase": "done"}))
 
     def full_disk(path, cfg, **state):
         raise SeqGANError(f"cannot write checkpoint {path}: No space left on device; no checkpoint was written")
@@ -480,7 +521,7 @@ def test_export_over_an_earlier_export_leaves_no_stale_part(tmp_path, monkeypatc
     table1_row = _script()
     run_dir = _exported(tmp_path / "runs" / "seqgan-seed88", parts=False, files=FILES_EXPORTED)
     (run_dir / "checkpoint.pt").write_text("a finished run")
-    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path: (preset("tiny"), {"phase": "done"}))
+    monkeypatch.setattr(table1_row, "load_checkpoint", lambda path, resume: (preset("tiny"), {"phase": "done"}))
     monkeypatch.setattr(table1_row, "save_checkpoint", lambda path, cfg, **state: path.write_bytes(b"x" * 10))
     out = tmp_path / "out" / "seqgan-seed88"
     out.mkdir(parents=True)
