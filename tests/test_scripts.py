@@ -32,22 +32,29 @@ def _metrics(run_dir):
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(tmp_path):
-    """`run --seconds 0` stops after one step (exit 3), a second `run` finishes it; exported
-    without optimizer state and imported, it is the same run as one trained in one go (metrics,
-    generator and discriminator hashes), and a second import is refused."""
+def _whole_and_stopped(tmp_path):
+    """(the script, an experiment whose tiny SeqGAN seed-88 row is trained in one go, one whose same
+    row `run --seconds 0` stopped after one step, exit 3), from one shared pre-training."""
     table1_row = _script()
     seqgan = next(v for v in table1_variants() if v.name == "seqgan")
-    whole, parts, here = tmp_path / "whole", tmp_path / "parts", tmp_path / "here"
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
     row = _Row(seqgan, 88, whole, _with_edits(preset("tiny"), {"run.seed": 88}))
     train(row.pretraining, row.start, progress=False)
     shutil.copytree(whole / "runs", parts / "runs")
-
     table1_row.run(whole, "seqgan", 88, "tiny")
     with pytest.raises(SystemExit) as stopped:
         table1_row.run(parts, "seqgan", 88, "tiny", seconds=0)
     assert stopped.value.code == 3
     assert run_checkpoint(parts / "runs" / "seqgan-seed88")[1]["phase"] != "done"
+    return table1_row, whole, parts
+
+
+def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(tmp_path):
+    """`run --seconds 0` stops after one step (exit 3), a second `run` finishes it; exported
+    without optimizer state and imported, it is the same run as one trained in one go (metrics,
+    generator and discriminator hashes), and a second import is refused."""
+    table1_row, whole, parts = _whole_and_stopped(tmp_path)
+    here = tmp_path / "here"
     table1_row.run(parts, "seqgan", 88, "tiny")
 
     table1_row.export(parts / "runs" / "seqgan-seed88", tmp_path / "out" / "seqgan-seed88")
@@ -83,16 +90,8 @@ def test_an_unfinished_row_exported_packed_goes_on_elsewhere_as_if_never_moved(t
     """A row stopped after one step (`run --seconds 0`) exports whole (optimizer state included) and
     packed; imported into another experiment directory without its pre-training, `run` finishes it
     there into the same run as one trained in one go. Damaged parts are refused in one line."""
-    table1_row = _script()
-    seqgan = next(v for v in table1_variants() if v.name == "seqgan")
-    whole, parts, moved = tmp_path / "whole", tmp_path / "parts", tmp_path / "moved"
-    row = _Row(seqgan, 88, whole, _with_edits(preset("tiny"), {"run.seed": 88}))
-    train(row.pretraining, row.start, progress=False)
-    shutil.copytree(whole / "runs", parts / "runs")
-    table1_row.run(whole, "seqgan", 88, "tiny")
-    with pytest.raises(SystemExit):
-        table1_row.run(parts, "seqgan", 88, "tiny", seconds=0)
-    stopped = parts / "runs" / "seqgan-seed88"
+    table1_row, whole, parts = _whole_and_stopped(tmp_path)
+    moved, stopped = tmp_path / "moved", parts / "runs" / "seqgan-seed88"
     _, left = run_checkpoint(stopped, resume=True)
     assert left["phase"] != "done"
 
