@@ -568,13 +568,16 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path
     stale = '{"phase": "stale", "step": 0}\n'
     (out / "metrics.jsonl").write_text(stale)  # what a run that died early leaves (or one whose checkpoint was deleted)
     (out / "samples.txt").write_text("1 2 3\n")
+    (out / "tensorboard").mkdir()  # its events would mix with the new run's
+    (out / "tensorboard" / "events").write_text("old")
     assert main(["train", *TINY_FAST, "--out", str(out)]) == 0
     assert (out / "checkpoint.pt").is_file()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["phase"] == "init" and all(r["phase"] != "stale" for r in records)
     aside, = out.glob("replaced-*")  # the earlier files are kept, not overwritten
     assert (aside / "metrics.jsonl").read_text() == stale and (aside / "samples.txt").read_text() == "1 2 3\n"
-    assert sorted(p.name for p in aside.iterdir()) == ["metrics.jsonl", "samples.txt"]
+    assert sorted(p.name for p in aside.iterdir()) == ["metrics.jsonl", "samples.txt", "tensorboard"]
+    assert (aside / "tensorboard" / "events").read_text() == "old" and not (out / "tensorboard").exists()
 
 
 def test_a_directory_in_use_by_another_process_is_refused(tiny_run, tmp_path, capsys):

@@ -151,7 +151,9 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int, lock: context
         raise SeqGANError(f"--out {run_dir} already holds a run; choose another directory")
     if is_experiment_dir(run_dir):
         raise SeqGANError(f"--out {run_dir} holds an experiment; choose another directory")
-    left = [name for name in RUN_FILES if (run_dir / name).exists()]
+    from .train import TENSORBOARD_NAME
+
+    left = [name for name in (*RUN_FILES, TENSORBOARD_NAME) if (run_dir / name).exists()]
     if left:  # a run stopped before its first checkpoint, or one whose checkpoint was deleted: kept, not overwritten
         aside = run_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
         try:

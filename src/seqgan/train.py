@@ -557,6 +557,9 @@ class _NoLog:
         return {}
 
 
+TENSORBOARD_NAME = "tensorboard"  # the run directory's folder of TensorBoard events (--tensorboard)
+
+
 class RunLog:
     """The run directory's metrics.jsonl: one JSON object per line, flushed as written. ``keep``
     lines of an existing log are kept (a resumed run continues its checkpoint's log). With
@@ -564,7 +567,7 @@ class RunLog:
 
     def __init__(self, path: Path, started: float, keep: int = 0, tensorboard: bool = False):
         self.path = Path(path)
-        self.writer = tensorboard_writer_class()(str(self.path.parent / "tensorboard")) if tensorboard else None
+        self.writer = tensorboard_writer_class()(str(self.path.parent / TENSORBOARD_NAME)) if tensorboard else None
         self.records = read_metrics(self.path, required=False, lines=keep) if keep else []
         self.started = started - (self.records[-1]["elapsed_s"] if self.records else 0.0)
         write_text_atomic(self.path, "".join(json.dumps(record) + "\n" for record in self.records))
