@@ -99,7 +99,12 @@ def packed_checkpoint(payload: dict) -> bytes:
 def unpacked_checkpoint(data: bytes) -> dict:
     """`packed_checkpoint`'s payload; its own sha256 entry then proves it whole (`load_checkpoint`)."""
     try:
-        buffer = io.BytesIO(zlib.decompress(data[len(PACKED_MAGIC):]))
+        stream = zlib.decompressobj()
+        buffer = io.BytesIO(stream.decompress(data[len(PACKED_MAGIC):]))
+        if not stream.eof:
+            raise ValueError("truncated: a part missing or cut short")
+        if stream.unused_data:
+            raise ValueError("followed by bytes of another export")
         return _unpack(torch.load(buffer, map_location="cpu", weights_only=True))
     except Exception as e:  # zlib.error, or torch's on a damaged archive
         raise SeqGANError(f"the packed checkpoint is damaged ({type(e).__name__}: {str(e)[:100]})") from None
@@ -192,7 +197,8 @@ def export(run_dir: Path, out: Path) -> None:
     and packed (`packed_checkpoint`: to go on elsewhere), in parts of `PART` bytes."""
     cfg, payload = load_checkpoint(run_dir / CHECKPOINT_NAME, resume=True)
     finished = payload["phase"] == "done"
-    files = [name for name in FILES if finished or name in UNFINISHED_FILES or (run_dir / name).is_file()]
+    files = [name for name in FILES if finished or name in UNFINISHED_FILES
+             or (name == SAMPLES_NAME and (run_dir / name).is_file())]
     missing = [name for name in files if not (run_dir / name).is_file()]
     if missing:
         raise SeqGANError(f"{run_dir} lacks {', '.join(missing)}; nothing exported")
@@ -230,7 +236,7 @@ def import_(exported: Path, experiment: Path, preset_name: str | None = None) ->
     name = Path(os.path.abspath(exported)).name  # `import . DIR` too
     run_dir = experiment / "runs" / name
     if (run_dir / CHECKPOINT_NAME).exists():
-        raise SeqGANError(f"{run_dir} already holds a run")
+        raise SeqGANError(f"{run_dir} already holds a run; move it aside to import this one")
     # All checked before anything is written in EXPERIMENT_DIR:
     if not exported.is_dir():
         raise SeqGANError(f"{exported} is not a directory (one that `table1_row.py export` wrote)")
@@ -274,7 +280,7 @@ def import_(exported: Path, experiment: Path, preset_name: str | None = None) ->
     made = _new_top(run_dir)  # before the lock makes it
     with directory_lock(run_dir), _all_or_nothing(made) as written:
         if (run_dir / CHECKPOINT_NAME).exists():
-            raise SeqGANError(f"{run_dir} already holds a run")
+            raise SeqGANError(f"{run_dir} already holds a run; move it aside to import this one")
         for name in files:
             written.append(run_dir / name)
             shutil.copyfile(exported / name, run_dir / name)
@@ -284,8 +290,9 @@ def import_(exported: Path, experiment: Path, preset_name: str | None = None) ->
     if finished:
         print(f"imported {run_dir} ({len(parts)} parts); re-run the experiment command to collect it")
     else:
+        preset_flag = f" --preset {preset_name}" if preset_name is not None else ""
         print(f"imported {run_dir} ({len(parts)} parts), after {payload['phase']} step {payload['step']}; "
-              f"`table1_row.py run {experiment} {method} {seed}` goes on with it")
+              f"`table1_row.py run {experiment} {method} {seed}{preset_flag}` goes on with it")
 
 
 def collect(experiment: Path, results: Path) -> None:

@@ -102,13 +102,14 @@ def test_a_random_generator_state_not_as_seqgan_writes_it_is_one_line(tiny_run, 
               "python": [3, [1, 2], None]}[part]
     run = copy_run(tiny_run, tmp_path, "r", phase="mle", rng={**rng, part: forged})
     one_line(main(["train", "--resume", str(run)]), capsys, "its 'rng' is not as seqgan writes it")
-    # of the right shape but a value Python refuses (position 999 of 624): refused when it is set
-    python = [rng["python"][0], [*rng["python"][1][:624], 999], rng["python"][2]]
-    run = copy_run(tiny_run, tmp_path, "r2", phase="mle", rng={**rng, "python": python})
-    assert main(["train", "--resume", str(run)]) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.splitlines()[-1].startswith(
-        "seqgan: error: cannot resume: the checkpoint's 'rng' is not as seqgan writes it"), err
+    # of the right shape but values Python refuses (position 999 of 624; a key beyond 32 bits): refused when set
+    for name, internal in (("r2", [*rng["python"][1][:624], 999]), ("r3", [2 ** 70, *rng["python"][1][1:]])):
+        python = [rng["python"][0], internal, rng["python"][2]]
+        run = copy_run(tiny_run, tmp_path, name, phase="mle", rng={**rng, "python": python})
+        assert main(["train", "--resume", str(run)]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.splitlines()[-1].startswith(
+            "seqgan: error: cannot resume: the checkpoint's 'rng' is not as seqgan writes it"), err
 
 
 @pytest.mark.parametrize("edits, needle", [

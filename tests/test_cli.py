@@ -1,5 +1,6 @@
 """The `seqgan` command: happy paths and one-line errors for bad input."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -578,6 +579,17 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path
     assert (aside / "metrics.jsonl").read_text() == stale and (aside / "samples.txt").read_text() == "1 2 3\n"
     assert sorted(p.name for p in aside.iterdir()) == ["metrics.jsonl", "samples.txt", "tensorboard"]
     assert (aside / "tensorboard" / "events").read_text() == "old" and not (out / "tensorboard").exists()
+
+
+def test_earlier_files_moved_aside_twice_within_a_second_go_to_two_folders(tmp_path, capsys):
+    from seqgan.cli import _prepare_run_dir
+
+    for content in ("first", "second"):
+        (tmp_path / "metrics.jsonl").write_text(content)
+        with contextlib.ExitStack() as lock:
+            _prepare_run_dir(str(tmp_path), "tiny", 88, lock)
+    kept = sorted((p.name, (p / "metrics.jsonl").read_text()) for p in tmp_path.glob("replaced-*"))
+    assert [text for _, text in kept] == ["first", "second"] and kept[1][0] == kept[0][0] + "-2", kept
 
 
 def test_a_directory_in_use_by_another_process_is_refused(tiny_run, tmp_path, capsys):

@@ -86,7 +86,7 @@ def test_row_trained_in_parts_exported_and_imported_equals_one_trained_at_once(t
     assert (here / "runs" / "mle-seed88" / "config.json").is_file()
 
 
-def test_an_unfinished_row_exported_packed_goes_on_elsewhere_as_if_never_moved(tmp_path):
+def test_an_unfinished_row_exported_packed_goes_on_elsewhere_as_if_never_moved(tmp_path, capsys):
     """A row stopped after one step (`run --seconds 0`) exports whole (optimizer state included) and
     packed; imported into another experiment directory without its pre-training, `run` finishes it
     there into the same run as one trained in one go. Damaged parts are refused in one line."""
@@ -101,7 +101,10 @@ def test_an_unfinished_row_exported_packed_goes_on_elsewhere_as_if_never_moved(t
     assert data.startswith(table1_row.PACKED_MAGIC) and not (out / "temperatures.json").exists()
     assert payload_sha256(table1_row.unpacked_checkpoint(data)) == left["sha256"]  # bit for bit
     table1_row.import_(out, moved, "tiny")
+    assert "`table1_row.py run " + f"{moved} seqgan 88 --preset tiny` goes on with it" in capsys.readouterr().out
     assert not (moved / "runs" / "pretrain-mle-seed88").exists()  # not needed: the run goes on from its own
+    with pytest.raises(SeqGANError, match="holds a run of another config than this one .differs in data.oracle"):
+        table1_row.run(moved, "seqgan", 88)  # without --preset: the paper preset's row, not continued
     table1_row.run(moved, "seqgan", 88, "tiny")
     _, got = run_checkpoint(moved / "runs" / "seqgan-seed88")
     _, want = run_checkpoint(whole / "runs" / "seqgan-seed88")
@@ -110,13 +113,22 @@ def test_an_unfinished_row_exported_packed_goes_on_elsewhere_as_if_never_moved(t
         assert state_sha256(got[key]) == state_sha256(want[key])
     assert _metrics(moved / "runs" / "seqgan-seed88") == _metrics(whole / "runs" / "seqgan-seed88")
 
-    damaged = tmp_path / "damaged" / "seqgan-seed88"
-    shutil.copytree(out, damaged)
-    part = damaged / "checkpoint.pt.part00"
-    part.write_bytes(part.read_bytes()[:-100])
-    with pytest.raises(SystemExit) as refused:
-        table1_row.main(["import", str(damaged), str(tmp_path / "elsewhere"), "--preset", "tiny"])
-    assert "the packed checkpoint is damaged" in refused.value.code and not (tmp_path / "elsewhere").exists()
+    edited = table1_row.unpacked_checkpoint(data)
+    edited["generator"] = {k: v + 1 if v.is_floating_point() else v for k, v in edited["generator"].items()}
+    for case, packed, message in [
+        ("cut short", data[:-100], "the packed checkpoint is damaged (ValueError: truncated"),
+        ("a stale part after it", data + b"an earlier export", "followed by bytes of another export"),
+        ("other weights, same sha256", table1_row.packed_checkpoint(edited), "does not match the checksum"),
+    ]:
+        damaged = tmp_path / "damaged" / case / "seqgan-seed88"
+        shutil.copytree(out, damaged)
+        for part in damaged.glob("checkpoint.pt.part*"):
+            part.unlink()
+        (damaged / "checkpoint.pt.part00").write_bytes(packed)
+        with pytest.raises(SystemExit) as refused:
+            table1_row.main(["import", str(damaged), str(tmp_path / "elsewhere"), "--preset", "tiny"])
+        assert message in refused.value.code, case
+        assert not (tmp_path / "elsewhere").exists()
 
 
 def test_a_row_from_a_pre_training_without_optimizer_state_is_one_line(tmp_path):

@@ -126,14 +126,14 @@ def _fsync_directory(directory: Path) -> None:
 
 def replace_atomic(path: Path, write) -> None:
     """``write(tmp)`` then a rename of ``tmp`` onto ``path``: a reader, or the next run after a kill,
-    finds the old content or the new, never part of it; a failed write (the OSError is raised)
+    finds the old content or the new, never part of it; a failed write (its error is raised)
     leaves no temporary file behind."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
-    except OSError:
+    except BaseException:  # also a writer's own error (e.g. matplotlib's) or Ctrl-C
         try:
             tmp.unlink(missing_ok=True)
         except OSError:  # e.g. the temporary name is taken by a directory: the caller's error says enough

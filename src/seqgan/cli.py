@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -155,7 +156,9 @@ def _prepare_run_dir(out: str | None, preset_name: str, seed: int, lock: context
 
     left = [name for name in (*RUN_FILES, TENSORBOARD_NAME) if (run_dir / name).exists()]
     if left:  # a run stopped before its first checkpoint, or one whose checkpoint was deleted: kept, not overwritten
-        aside = run_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        names = itertools.chain([stamp], (f"{stamp}-{n}" for n in itertools.count(2)))  # two tries within a second
+        aside = next(run_dir / name for name in names if not (run_dir / name).exists())
         try:
             aside.mkdir()
             for name in left:

@@ -134,7 +134,11 @@ def _run(cfg: Config, run_dir: Path, progress: bool, should_stop, start_from: Pa
     pre-training run ``start_from`` (its end state relabelled as the end of ``start_phase``)."""
     own = run_dir / CHECKPOINT_NAME
     if own.is_file():
-        _, state = load_checkpoint(own, resume=True)
+        saved, state = load_checkpoint(own, resume=True)
+        differ = differing_fields(saved, cfg, execution=False)  # e.g. a run imported under another preset
+        if differ:
+            raise SeqGANError(f"{run_dir} holds a run of another config than this one (differs in {differ}); "
+                              "it is not continued")
         if state["phase"] != "done":
             train(cfg, run_dir, progress, resume=state, should_stop=should_stop, report_every=PROGRESS_LINE_SECONDS)
         return

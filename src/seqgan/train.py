@@ -766,7 +766,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
     if resume:  # after the capture (which restores the generator it draws from)
         try:
             set_rng_state(resume["rng"], device)
-        except (RuntimeError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:  # a forged one
+        except (RuntimeError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as e:
             raise SeqGANError(f"cannot resume: the checkpoint's 'rng' is not as seqgan writes it "
                               f"({_message_line(e)[:120]})") from None
 
