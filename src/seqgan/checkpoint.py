@@ -8,7 +8,7 @@ import json
 import os
 import pickle
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -134,10 +134,8 @@ def replace_atomic(path: Path, write) -> None:
         write(tmp)
         os.replace(tmp, path)
     except BaseException:  # also a writer's own error (e.g. matplotlib's) or Ctrl-C
-        try:
+        with suppress(OSError):  # e.g. the temporary name is a directory: the caller's error says enough
             tmp.unlink(missing_ok=True)
-        except OSError:  # e.g. the temporary name is taken by a directory: the caller's error says enough
-            pass
         raise
 
 
