@@ -41,6 +41,7 @@ def test_build_from_one_music21_file(tmp_path):
     assert all(len(line.split()) == 32 for line in lines)
     assert all(t == REST or 20 < int(t) < 110 for line in lines for t in line.split())
     assert json.loads(out.with_name("music.txt.gz.provenance.json").read_text())["length"] == 32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music.txt.gz", "music.txt.gz.provenance.json"]  # no .tmp left
 
 
 def test_missing_music21_is_a_one_line_error(block_import):

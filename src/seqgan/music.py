@@ -18,6 +18,7 @@ within a bar are sometimes dropped), so a few pitches are a semitone off.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import sys
@@ -85,6 +86,17 @@ def cache_path() -> Path:
     return Path(base) / "seqgan" / "music.txt.gz"
 
 
+def _replace(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary file of this process and a rename (torchrun ranks
+    may each build the corpus: no shared temporary name, no half-written file for a reader)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def build(out: Path, files: list[Path], workers: int = 2) -> dict:
     """Parse ``files`` in ``workers`` processes and write the deduplicated sequences to ``out``
     (gzip, one sequence a line) and ``out``.provenance.json; returns the provenance."""
@@ -101,15 +113,16 @@ def build(out: Path, files: list[Path], workers: int = 2) -> dict:
                 print(f"parsed {done}/{len(files)} files of music21 folk tunes", file=sys.stderr)
     if not kept:
         raise SeqGANError("no music sequences could be built from music21's corpus")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # torchrun ranks may each build it: no shared temporary file
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        gz.write(("\n".join(kept) + "\n").encode())
-    os.replace(tmp, out)
     provenance = {"music21": music21.__version__, "collections": list(COLLECTIONS), "files": len(files),
                   "tunes": tunes, "sequences": len(kept), "step_quarter_length": STEP, "length": LENGTH,
                   "tokens": "MIDI number of the sounding note (top of a chord) or 'r' for a rest"}
-    out.with_name(out.name + ".provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Provenance first, so that a corpus file never stands without it; each written whole and renamed.
+    _replace(out.with_name(out.name + ".provenance.json"), (json.dumps(provenance, indent=2) + "\n").encode())
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, filename="") as gz:
+        gz.write(("\n".join(kept) + "\n").encode())
+    _replace(out, packed.getvalue())
     return provenance
 
 
