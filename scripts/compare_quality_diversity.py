@@ -91,7 +91,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("sources", nargs="+", metavar="LABEL=DIR", help="a label and a results directory")
     parser.add_argument("--name", default="table1", help="the experiment's result, DIR/NAME.json (default table1)")
     parser.add_argument("--methods", default="mle,seqgan", help="comma-separated methods (default mle,seqgan)")
-    parser.add_argument("--at", default="8,8.5,9,9.5,10", help="NLL-test values for the printed table")
+    parser.add_argument("--at", default="8,8.5,9,9.5,10", help="NLL-test values for the printed table (default 8,8.5,9,9.5,10)")
     parser.add_argument("--out", type=Path, help="also draw the curves into this PNG")
     args = parser.parse_args(argv)
     try:

@@ -1,8 +1,9 @@
 """Scheduled sampling with the paper's wording of its schedule: omega falls by 0.002 per *epoch*.
 
 The Table 1 row (`seqgan experiment table1`) spends one mini-batch per step, as every baseline
-replaces one policy-gradient update. This run spends one epoch (157 mini-batches of the 10,000
-training sequences) per step instead, from the experiment's shared MLE pre-training, then sweeps
+replaces one policy-gradient update. This run spends an epoch's worth of updates per step instead
+(157 mini-batches of 64, drawn with replacement from the 10,000 training sequences, as every
+supervised update draws them), from the experiment's shared MLE pre-training, then sweeps
 the sampling temperature of the final generator.
 
     python scripts/ss_per_epoch.py EXPERIMENT_DIR OUT_DIR [SEED]

@@ -819,7 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="last stdout line: all numbers as JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("plot", help="PNG learning curves (NLL, losses, D accuracy) from a run's metrics log")
+    p = sub.add_parser("plot", help="learning curves (NLL, losses, D accuracy; PNG by default) from a run's metrics log")
     p.add_argument("run", help="run directory written by `seqgan train`")
     p.add_argument("--out", default=None, type=_path,
                    help="image file, its format from the suffix (default: RUN/learning_curves.png; no suffix: .png)")

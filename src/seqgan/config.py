@@ -1,7 +1,8 @@
-"""One typed config: the only place defaults live.
+"""One typed config: where the run's defaults live (a named corpus's data defaults: data.CORPUS_DEFAULTS).
 
-Defaults are the authors' synthetic-experiment settings (LantaoYu/SeqGAN, HEAD); the README's
-"Presets and config" lists them. Presets (`paper`, `quick`, `tiny`) are built from these dataclasses, the CLI's
+Defaults are the authors' synthetic-experiment settings (LantaoYu/SeqGAN, HEAD) except two
+initialisations kept from the Table 1 runs' start, `generator.single_bias` and
+`discriminator.highway_init` (README, "Where we differ"); the README's "Presets and config" lists them. Presets (`paper`, `quick`, `tiny`) are built from these dataclasses, the CLI's
 ``--set section.field=value`` edits them, and checkpoints record the resolved config.
 """
 
@@ -46,7 +47,8 @@ def check_seed(name: str, value: int, room: int = 0) -> int:
 @dataclass
 class DataConfig:
     """The synthetic task (real data are samples of an oracle LSTM), or with ``corpus`` a text file
-    (data.py): then vocab_size, seq_len and start_token are set from the corpus when the run starts."""
+    (data.py): then vocab_size, seq_len, start_token, num_train and num_test are set from the corpus
+    when the run starts, and discriminator filters wider than seq_len are dropped (train.resolve_corpus)."""
 
     oracle: str = "paper"  # "paper" (the authors' shipped parameters) or "random" (N(0,1) from oracle_seed)
     vocab_size: int = 5000
@@ -58,14 +60,14 @@ class DataConfig:
     data_seed: int = 88  # seeds the oracle samples (train / test), fixed across run seeds
     num_train: int = 10_000  # oracle samples = the real data S
     num_test: int = 10_000  # held-out oracle samples for NLL-test, never trained on
-    corpus: str = ""  # a UTF-8 text file, one sequence a line ("" = the synthetic oracle task)
+    corpus: str = ""  # a UTF-8 text file, one sequence a line, or poems | shakespeare | music | ptb ("" = the oracle task)
     tokenize: str = "char"  # corpus tokens: char | word (whitespace-separated)
     max_len: int = 0  # corpus tokens per sequence before EOS; 0 = the longest line
     truncate: bool = False  # cut (and count) longer lines instead of stopping with an error
     min_freq: int = 1  # rarer corpus tokens become <unk>
     max_vocab: int = 0  # vocabulary size cap, specials included (0 = none)
-    max_lines: int = 0  # use a random subset (seeded by data_seed) of this many corpus lines; 0 = all
-    valid_fraction: float = 0.1  # held-out corpus lines (split seeded by data_seed)
+    max_lines: int = 0  # use a random subset (seeded by data_seed) of this many corpus lines; 0 = all (ptb: of its training split)
+    valid_fraction: float = 0.1  # held-out corpus lines (split seeded by data_seed; ptb keeps its own split)
     test_fraction: float = 0.1
 
 

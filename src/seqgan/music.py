@@ -127,7 +127,7 @@ def build(out: Path, files: list[Path], workers: int = 2) -> dict:
 
 
 def corpus_file() -> Path:
-    """The cached music corpus, built on first use (a few minutes on 2 cores)."""
+    """The cached music corpus, built on first use (about 2 minutes on 2 cores)."""
     out = cache_path()
     if not out.is_file():
         files = abc_files()  # music21 missing: its error, without announcing a build first

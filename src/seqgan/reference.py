@@ -11,7 +11,7 @@ from .generator import Generator, categorical
 
 
 @torch.no_grad()
-def plain_rollout_rewards(policy: Generator, discriminator: Discriminator, seqs: torch.Tensor,
+def plain_rollout_rewards(policy: Generator, discriminator: Discriminator | PlainDiscriminator, seqs: torch.Tensor,
                           num_rollouts: int, uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """A port of the authors' get_reward: for each n and each prefix length, one generator pass
     over the batch (prefix fed, the rest sampled), then D on those B sequences.
