@@ -106,6 +106,36 @@ def test_masked_losses_ignore_positions_after_eos():
     assert torch.equal(scored, pad_after_eos(scored))  # every completion scored with PAD after its EOS
 
 
+
+@pytest.mark.parametrize("sample_prob", [0.0, 0.5])
+def test_baselines_ignore_positions_after_eos(sample_prob):
+    """The MLE and scheduled-sampling baselines on a corpus: a line followed by other tokens
+    after its EOS trains exactly as the same line padded (loss, and the weights after Adam
+    updates on it, same noise), and without the mask it would not."""
+    import copy
+
+    from seqgan.baselines import scheduled_sampling_loss, supervised_updates
+
+    torch.manual_seed(5)
+    gen = Generator(12, 6, emb_dim=4, hidden_dim=5, start_token=BOS, init_std=0.5)
+    a = torch.tensor([[5, 6, EOS, 7, 8, 9]])
+    b = torch.tensor([[5, 6, EOS, PAD, PAD, PAD]])
+    u = torch.rand(2, 1, 6)
+    losses = [scheduled_sampling_loss(gen, x, sample_prob, u, masked=True).item() for x in (a, b)]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-7)
+    assert scheduled_sampling_loss(gen, a, sample_prob, u).item() != pytest.approx(losses[0], abs=1e-3)
+
+    def trained(data: torch.Tensor, masked: bool) -> list[torch.Tensor]:
+        model = copy.deepcopy(gen)
+        torch.manual_seed(6)
+        supervised_updates(model, torch.optim.Adam(model.parameters(), lr=0.01), data, 3, 4, 5.0,
+                           sample_prob, masked)
+        return list(model.parameters())
+
+    padded = trained(b, True)
+    assert all(torch.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(trained(a, True), padded))
+    assert not all(torch.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(trained(a, False), padded))
+
 def test_adversarial_rewards_after_eos_are_zero_in_training(tmp_path, monkeypatch):
     """The adversarial loop on a corpus gives no credit after a sequence's first EOS: every
     policy-gradient step's rewards are 0 exactly where a mask built here, position by position,

@@ -78,6 +78,25 @@ def test_sample_shapes_replay_and_low_temperature(monkeypatch):
     assert (cold == torch.tensor(greedy)).all()
 
 
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_sample_at_a_temperature_is_the_tempered_softmax_replayed(temperature):
+    """`sample` at temperature τ with fixed noise = stepping the LSTM and drawing each token by a
+    plain inverse CDF of softmax(logits / τ) (float64: exact); and τ changes the draws."""
+    torch.manual_seed(4)
+    gen = Generator(vocab_size=300, seq_len=6, emb_dim=5, hidden_dim=7, init_std=0.5).double()
+    u = torch.rand(400, 6, dtype=torch.float64)
+    expected, state = [], gen.initial_state(400)
+    token = torch.full((400,), gen.start_token)
+    for t in range(6):
+        logits, state = gen.step(token, state)
+        cdf = torch.softmax(logits / temperature, dim=1).cumsum(dim=1)
+        token = torch.searchsorted(cdf, (u[:, t] * cdf[:, -1]).unsqueeze(1)).squeeze(1).clamp(max=299)
+        expected.append(token)
+    drawn = gen.sample(400, temperature=temperature, uniforms=u)
+    assert torch.equal(drawn, torch.stack(expected, dim=1))
+    assert (drawn != gen.sample(400, uniforms=u)).float().mean() > 0.2  # τ = 1 draws other tokens
+
 def test_init_std():
     """The authors' init: every parameter ~ N(0, 0.1) (each tensor's std and mean within 5 standard
     errors), except the second LSTM bias, kept at 0."""

@@ -420,7 +420,73 @@ def test_discriminator_is_trained_with_the_real_data_as_positives(tmp_path, tiny
         # generated: mostly not training sequences (tiny's 20-token, 8-long oracle repeats few)
         assert sum(tuple(row) in real for row in negatives.tolist()) < 0.1 * len(negatives)
     assert not torch.equal(calls[0][1], calls[1][1])  # fresh negatives each round
+    assert not torch.equal(calls[0][0], calls[1][0])  # and a fresh draw of 256 of the 512 positives
 
+
+
+def test_adversarial_loop_wires_rewards_optimizer_and_step_counts(tmp_path, tiny_cfg, monkeypatch):
+    """Algorithm 1's loop as `train` runs it: each of the g-steps feeds the roll-out's Q-values
+    unchanged to the policy-gradient update (the last position's = D(Y), the discriminator's
+    P(real) of the whole sequence), through its own optimizer at `generator.adv_lr`, not the MLE
+    one; each adversarial step makes g-steps generator and d-steps discriminator updates of
+    d_epochs epochs, D pre-training rounds d_pretrain_epochs."""
+    import seqgan.train as training
+
+    s = tiny_cfg.schedule
+    s.adv_steps, s.g_steps, s.d_steps, s.d_epochs, s.d_pretrain_rounds, s.d_pretrain_epochs = 2, 2, 3, 2, 2, 1
+    tiny_cfg.generator.adv_lr = 0.003  # the MLE optimizer keeps generator.lr = 0.01
+    seen = {"q": [], "pg": [], "mle": [], "d": []}
+    real = {name: getattr(training, name) for name in ("rollout_shared", "policy_gradient_step", "mle_epoch",
+                                                       "discriminator_epochs")}
+
+    def rollout_spy(policy, reward, seqs, *args, **kwargs):
+        q = real["rollout_shared"](policy, reward, seqs, *args, **kwargs)
+        assert torch.allclose(q[:, -1], reward.prob_real(seqs), atol=1e-6, rtol=0)
+        seen["q"].append(q.clone())
+        return q
+
+    def pg_spy(generator, optimizer, seqs, rewards, *args, **kwargs):
+        seen["pg"].append((optimizer, rewards.clone()))
+        return real["policy_gradient_step"](generator, optimizer, seqs, rewards, *args, **kwargs)
+
+    def mle_spy(generator, optimizer, *args, **kwargs):
+        seen["mle"].append(optimizer)
+        return real["mle_epoch"](generator, optimizer, *args, **kwargs)
+
+    def d_spy(*args, **kwargs):
+        seen["d"].append((args[7], args[4]))  # phase, epochs
+        return real["discriminator_epochs"](*args, **kwargs)
+
+    for name, spy in (("rollout_shared", rollout_spy), ("policy_gradient_step", pg_spy), ("mle_epoch", mle_spy),
+                      ("discriminator_epochs", d_spy)):
+        monkeypatch.setattr(training, name, spy)
+    train(tiny_cfg, tmp_path, progress=False)
+    assert len(seen["q"]) == len(seen["pg"]) == 2 * 2
+    for q, (optimizer, rewards) in zip(seen["q"], seen["pg"]):
+        assert torch.equal(rewards, q) and 0 < q.min() and q.max() < 1
+        assert optimizer is not seen["mle"][0] and [g["lr"] for g in optimizer.param_groups] == [0.003]
+    assert [g["lr"] for g in seen["mle"][0].param_groups] == [0.01] and len(seen["mle"]) == s.mle_epochs
+    assert seen["d"] == [("d_pretrain", 1)] * 2 + [("adversarial", 2)] * (2 * 3)
+
+
+def test_pg_bleu_rewards_against_the_training_sequences(tmp_path, tiny_cfg, monkeypatch):
+    """PG-BLEU's reward references are the oracle's training sequences (the real data S), never
+    the held-out test samples NLL-test is measured on."""
+    import seqgan.train as training
+    from seqgan.oracle import build_oracle, oracle_samples
+
+    references, real_class = [], training.BleuReward
+
+    def spy(refs, *args, **kwargs):
+        references.append(refs.clone())
+        return real_class(refs, *args, **kwargs)
+
+    monkeypatch.setattr(training, "BleuReward", spy)
+    tiny_cfg.schedule.method, tiny_cfg.schedule.adv_steps = "pg_bleu", 1
+    train(tiny_cfg, tmp_path, progress=False)
+    d = tiny_cfg.data
+    assert len(references) == 1
+    assert torch.equal(references[0], oracle_samples(build_oracle(d), d.num_train, d.data_seed, tiny_cfg.run.sample_batch))
 
 def test_logged_nll_test_is_the_final_generator_on_the_held_out_oracle_samples(tmp_path, tiny_cfg):
     """The last logged NLL-test equals, within 1e-5 nats (float32 model vs a float64 recomputation),
