@@ -313,6 +313,24 @@ def test_oracle_at_test_interpolates_along_the_sweep():
              {"temperature": 1.4, "nll_test": 8.95, "nll_oracle": 10.0}]
     assert oracle_at_test(sweep, 8.97) == pytest.approx(7.06)  # τ 0.812, the only crossing
     assert oracle_at_test(sweep, 8.9) == pytest.approx(7.2)  # τ 0.84 (0.16 from 1), not τ 1.389's 9.947 (0.389)
+    # The nearest crossing comes second (not the first found) ...
+    sweep = [{"temperature": t, "nll_test": x, "nll_oracle": y} for t, x, y in ((0.6, 9.0, 6.0), (0.9, 8.0, 7.0),
+                                                                                (1.2, 9.0, 8.0))]
+    assert oracle_at_test(sweep, 8.9) == pytest.approx(7.9)  # τ 1.17, not τ 0.63's 6.1
+    # ... or lies in the segment whose start is farther from 1 (the crossing's own τ counts)
+    sweep = [{"temperature": t, "nll_test": x, "nll_oracle": y} for t, x, y in ((0.5, 9.0, 5.0), (1.05, 8.0, 7.0),
+                                                                                (1.5, 9.0, 9.0))]
+    assert oracle_at_test(sweep, 8.05) == pytest.approx(6.9)  # τ 1.0225, not τ 1.0725's 7.1
+
+
+def test_paper_numbers_are_the_papers():
+    """Tables 1 and 2 of Yu et al. (2017), written out here rather than read back from the code."""
+    from seqgan.experiment import PAPER_REALDATA, realdata_variants
+
+    assert PAPER_TABLE1 == {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946,
+                            "seqgan": 8.736}
+    assert PAPER_REALDATA == {"poems": ("bleu2", {"mle": 0.667, "seqgan": 0.739})}
+    assert [(v.name, v.paper) for v in realdata_variants("poems")] == [("mle", 0.667), ("seqgan", 0.739)]
 
 
 def test_realdata_tiny_on_a_text_file(tmp_path, capsys):

@@ -383,6 +383,11 @@ def test_rescore_samples_passes_within_the_tolerance_and_fails_outside_it(tmp_pa
     runs[1]["nll_oracle"] += 0.15
     failed = rescore()
     assert failed.returncode == 1 and failed.stdout.splitlines()[-1] == "FAILED mle seed 2: |diff| 0.1500"
+    runs[1]["nll_oracle"] -= 0.30  # reported too low fails as too high does, and a NaN report fails
+    runs[0]["nll_oracle"] = float("nan")
+    failed = rescore()
+    assert failed.returncode == 1 and failed.stdout.splitlines()[-2:] == ["FAILED mle seed 1: |diff| nan",
+                                                                          "FAILED mle seed 2: |diff| 0.1500"]
 
 
 def test_bleu_reference_sets_scores_against_the_test_train_and_whole_corpus(tmp_path):
