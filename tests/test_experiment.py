@@ -37,7 +37,10 @@ def test_table1_outputs(table1):
         lines = (table1 / r["samples"]).read_text().splitlines()
         assert len(lines) == preset("tiny").schedule.num_eval  # min(2000, num_eval)
         assert r["distinct"] == len(set(lines)) / len(lines) and 0 < r["distinct"] <= 1
-        assert [t["temperature"] for t in r["temperatures"]][0] == 0.6
+        assert [t["temperature"] for t in r["temperatures"]] == [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4]
+        at_one = r["temperatures"][4]  # the sweep's τ = 1 NLL-test is the run's: same generator and test set
+        assert at_one["nll_test"] == pytest.approx(r["nll_test"], abs=1e-9, rel=0), (r["method"], r["seed"])
+        assert r["temperatures"][0]["nll_test"] != pytest.approx(r["nll_test"], abs=1e-3)  # τ matters
     assert set(result["summary"]) == set(PAPER_TABLE1) and result["complete"] is True
     import statistics
 
@@ -48,8 +51,10 @@ def test_table1_outputs(table1):
             values = [r[key] for r in mine]
             assert row[key] == pytest.approx(sum(values) / 2, abs=1e-12, rel=0), (method, key)
             assert row[f"{key}_std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5, abs=1e-12, rel=0)
-        assert row["temperatures"][0]["nll_oracle"] == pytest.approx(
-            statistics.fmean(r["temperatures"][0]["nll_oracle"] for r in mine), abs=1e-12, rel=0)
+        for i, point in enumerate(row["temperatures"]):  # the mean sweep, point by point
+            for key in ("nll_oracle", "nll_test"):
+                assert point[key] == pytest.approx(statistics.fmean(r["temperatures"][i][key] for r in mine),
+                                                   abs=1e-12, rel=0), (method, i, key)
     table = (table1 / "table1.md").read_text()
     assert "| PG-BLEU |" in table and "8.946" in table and "τ=1.4" in table and "distinct samples |" in table
     for png in ("table1_learning_curves.png", "table1_quality_diversity.png"):
