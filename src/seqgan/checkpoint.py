@@ -91,19 +91,17 @@ def save_checkpoint(path: Path, cfg: Config, **state) -> None:
     path = Path(path)
     payload = {"format_version": FORMAT_VERSION, "config": json.dumps(cfg.to_dict()), **state}
     payload["sha256"] = payload_sha256(payload)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+
+    try:
+        replace_atomic(path, write)
         _fsync_directory(path.parent)
     except (OSError, RuntimeError) as e:  # disk full, directory gone or read-only; torch wraps some as RuntimeError
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # e.g. the temporary name is taken by a directory: the error below says enough
-            pass
         kept = "the previous checkpoint is intact" if path.exists() else "no checkpoint was written"
         reason = getattr(e, "strerror", None) or _message_line(e)[:120]
         raise SeqGANError(f"cannot write checkpoint {path}: {reason}; {kept}") from None
@@ -124,12 +122,13 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def replace_atomic(path: Path, write) -> None:
+def replace_atomic(path: Path, write, per_process: bool = False) -> None:
     """``write(tmp)`` then a rename of ``tmp`` onto ``path``: a reader, or the next run after a kill,
     finds the old content or the new, never part of it; a failed write (its error is raised)
-    leaves no temporary file behind."""
+    leaves no temporary file behind. ``per_process``: the temporary name carries this process's id,
+    for files that several processes may write at once (torchrun ranks each building a corpus)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp" if per_process else path.name + ".tmp")
     try:
         write(tmp)
         os.replace(tmp, path)

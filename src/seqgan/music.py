@@ -25,6 +25,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from .checkpoint import replace_atomic
 from .config import SeqGANError
 
 COLLECTIONS = ("oneills1850", "ryansMammoth", "airdsAirs")
@@ -87,14 +88,8 @@ def cache_path() -> Path:
 
 
 def _replace(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` through a temporary file of this process and a rename (torchrun ranks
-    may each build the corpus: no shared temporary name, no half-written file for a reader)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``data`` into ``path`` whole (torchrun ranks may each build the corpus at once)."""
+    replace_atomic(path, lambda tmp: tmp.write_bytes(data), per_process=True)
 
 
 def build(out: Path, files: list[Path], workers: int = 2) -> dict:
