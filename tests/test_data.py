@@ -106,7 +106,6 @@ def test_masked_losses_ignore_positions_after_eos():
     assert torch.equal(scored, pad_after_eos(scored))  # every completion scored with PAD after its EOS
 
 
-
 @pytest.mark.parametrize("sample_prob", [0.0, 0.5])
 def test_baselines_ignore_positions_after_eos(sample_prob):
     """The MLE and scheduled-sampling baselines on a corpus: a line followed by other tokens
@@ -135,6 +134,7 @@ def test_baselines_ignore_positions_after_eos(sample_prob):
     padded = trained(b, True)
     assert all(torch.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(trained(a, True), padded))
     assert not all(torch.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(trained(a, False), padded))
+
 
 def test_adversarial_rewards_after_eos_are_zero_in_training(tmp_path, monkeypatch):
     """The adversarial loop on a corpus gives no credit after a sequence's first EOS: every

@@ -78,7 +78,6 @@ def test_sample_shapes_replay_and_low_temperature(monkeypatch):
     assert (cold == torch.tensor(greedy)).all()
 
 
-
 @pytest.mark.parametrize("temperature", [0.5, 2.0])
 def test_sample_at_a_temperature_is_the_tempered_softmax_replayed(temperature):
     """`sample` at temperature τ with fixed noise = stepping the LSTM and drawing each token by a
@@ -96,6 +95,7 @@ def test_sample_at_a_temperature_is_the_tempered_softmax_replayed(temperature):
     drawn = gen.sample(400, temperature=temperature, uniforms=u)
     assert torch.equal(drawn, torch.stack(expected, dim=1))
     assert (drawn != gen.sample(400, uniforms=u)).float().mean() > 0.2  # τ = 1 draws other tokens
+
 
 def test_init_std():
     """The authors' init: every parameter ~ N(0, 0.1) (each tensor's std and mean within 5 standard

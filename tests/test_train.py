@@ -423,7 +423,6 @@ def test_discriminator_is_trained_with_the_real_data_as_positives(tmp_path, tiny
     assert not torch.equal(calls[0][0], calls[1][0])  # and a fresh draw of 256 of the 512 positives
 
 
-
 def test_adversarial_loop_wires_rewards_optimizer_and_step_counts(tmp_path, tiny_cfg, monkeypatch):
     """Algorithm 1's loop as `train` runs it: each of the g-steps feeds the roll-out's Q-values
     unchanged to the policy-gradient update (the last position's = D(Y), the discriminator's
@@ -487,6 +486,7 @@ def test_pg_bleu_rewards_against_the_training_sequences(tmp_path, tiny_cfg, monk
     d = tiny_cfg.data
     assert len(references) == 1
     assert torch.equal(references[0], oracle_samples(build_oracle(d), d.num_train, d.data_seed, tiny_cfg.run.sample_batch))
+
 
 def test_logged_nll_test_is_the_final_generator_on_the_held_out_oracle_samples(tmp_path, tiny_cfg):
     """The last logged NLL-test equals, within 1e-5 nats (float32 model vs a float64 recomputation),
