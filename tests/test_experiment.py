@@ -55,6 +55,10 @@ def test_table1_outputs(table1):
             for key in ("nll_oracle", "nll_test"):
                 assert point[key] == pytest.approx(statistics.fmean(r["temperatures"][i][key] for r in mine),
                                                    abs=1e-12, rel=0), (method, i, key)
+    # Figure 2's x axis (tiny: MLE evaluated every 2 of 4 epochs, then adversarial steps 2 and 3
+    # (the last) counted on from epoch 4); the MLE row's continued MLE epochs count on the same way.
+    for r in runs:
+        assert [p["x"] for p in r["curve"]] == ([0] if r["method"] == "random" else [0, 2, 4, 6, 7]), r["method"]
     table = (table1 / "table1.md").read_text()
     assert "| PG-BLEU |" in table and "8.946" in table and "τ=1.4" in table and "distinct samples |" in table
     for png in ("table1_learning_curves.png", "table1_quality_diversity.png"):
@@ -274,6 +278,84 @@ def test_temperature_sweep_cache_belongs_to_its_generator(table1, tmp_path):
     assert temperature_sweep(cfg, run) == measured  # measured again, the same numbers
     (run / "temperatures.json").write_text(json.dumps(forged))
     assert temperature_sweep(cfg, run) == forged
+    # A sweep over other temperatures is measured, not read from a cache of another list: τ 0.6
+    # first draws what the full sweep drew first; τ 1 second, other samples but the same NLL-test.
+    two = temperature_sweep(cfg, run, temperatures=(0.6, 1.0))
+    assert [r["temperature"] for r in two] == [0.6, 1.0] and two[0] == measured[0]
+    assert two[1]["nll_test"] == measured[4]["nll_test"] and two[1]["nll_oracle"] != measured[4]["nll_oracle"]
+    assert json.loads((run / "temperatures.json").read_text())["rows"] == two
+    assert temperature_sweep(cfg, run) == measured  # and the whole list again, measured again
+
+
+def test_the_temperature_sweep_is_recomputed_by_hand_at_every_temperature(table1):
+    """Each point of a run's sweep from scratch: torch seeded from run.seed, num_eval samples drawn
+    at each temperature in turn, scored by the oracle, and the held-out test set scored under
+    softmax(logits / τ), both by log-softmax and gather in float64 (tolerance 1e-6)."""
+    import copy
+
+    from conftest import log_probs_by_hand
+    from seqgan.oracle import oracle_and_test_set
+    from seqgan.train import build_generator
+
+    for method in ("mle", "seqgan"):
+        cfg, payload = run_checkpoint(table1 / "runs" / f"{method}-seed88")
+        generator = build_generator(cfg)
+        generator.load_state_dict(payload["generator"])
+        generator.eval()
+        torch.manual_seed(cfg.run.seed)  # before the oracle is built (its initialisation draws), as the sweep does
+        oracle, test = oracle_and_test_set(cfg.data, torch.device("cpu"))
+        wide, wide_oracle = copy.deepcopy(generator).double(), copy.deepcopy(oracle).double()
+        sweep = json.loads((table1 / "table1.json").read_text())["runs"]
+        (sweep,) = [r["temperatures"] for r in sweep if (r["method"], r["seed"]) == (method, 88)]
+        for point in sweep:
+            tau = point["temperature"]
+            samples = generator.sample(cfg.schedule.num_eval, temperature=tau, chunk=cfg.run.sample_batch)
+            assert point["nll_oracle"] == pytest.approx(-log_probs_by_hand(wide_oracle, samples).mean().item(),
+                                                        abs=1e-6, rel=0), (method, tau)
+            assert point["nll_test"] == pytest.approx(-log_probs_by_hand(wide, test, tau).mean().item(),
+                                                      abs=1e-6, rel=0), (method, tau)
+
+
+def test_collect_puts_rows_trained_apart_back_in_table_order(table1, tmp_path):
+    """scripts/table1_row.py collect on a results copy lacking a first seed and a last one (MLE 88,
+    SeqGAN 89): the rows come back in table order, seed by seed — the whole experiment's result,
+    byte for byte (the same runs: nothing differs, not even elapsed_s)."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("table1_row", Path(__file__).parents[1] / "scripts" / "table1_row.py")
+    table1_row = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table1_row)
+    want = json.loads((table1 / "table1.json").read_text())
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    runs = [r for r in want["runs"] if (r["method"], r["seed"]) not in {("mle", 88), ("seqgan", 89)}]
+    (kept / "table1.json").write_text(json.dumps({**want, "complete": False, "runs": runs}))
+    table1_row.collect(table1, kept)
+    assert (kept / "table1.json").read_text() == (table1 / "table1.json").read_text()
+    assert (kept / "table1.md").read_text() == (table1 / "table1.md").read_text()
+    assert sorted(p.name for p in (kept / "samples").iterdir()) == ["mle-seed88.txt", "seqgan-seed89.txt"]
+
+
+def test_a_run_keeps_at_most_samples_kept_of_its_samples(table1, tmp_path, monkeypatch):
+    """DIR/samples holds the first SAMPLES_KEPT of the run's final samples (here 7 of 256) and
+    `distinct` counts those; the reported NLL-oracle stays the final evaluation's, of all of them."""
+    import shutil
+
+    from seqgan import experiment
+
+    monkeypatch.setattr(experiment, "SAMPLES_KEPT", 7)
+    shutil.copytree(table1 / "runs" / "mle-seed88", tmp_path / "runs" / "mle-seed88")
+    cfg, _ = run_checkpoint(tmp_path / "runs" / "mle-seed88")
+    mle = next(v for v in table1_variants() if v.name == "mle")
+    got = experiment._collect(cfg, mle, 88, tmp_path / "runs" / "mle-seed88", tmp_path, experiment.SYNTHETIC)
+    every = (table1 / "runs" / "mle-seed88" / "samples.txt").read_text().splitlines()
+    kept = (tmp_path / got["samples"]).read_text().splitlines()
+    assert len(every) == cfg.schedule.num_eval > 7 and kept == every[:7]
+    assert got["distinct"] == len(set(kept)) / 7
+    (want,) = [r for r in json.loads((table1 / "table1.json").read_text())["runs"] if (r["method"], r["seed"]) == ("mle", 88)]
+    assert got["nll_oracle"] == want["nll_oracle"] and got["temperatures"] == want["temperatures"]
 
 
 def test_unknown_experiment(tmp_path, capsys):
@@ -326,6 +408,48 @@ def test_oracle_at_test_interpolates_along_the_sweep():
     sweep = [{"temperature": t, "nll_test": x, "nll_oracle": y} for t, x, y in ((0.5, 9.0, 5.0), (1.05, 8.0, 7.0),
                                                                                 (1.5, 9.0, 9.0))]
     assert oracle_at_test(sweep, 8.05) == pytest.approx(6.9)  # τ 1.0225, not τ 1.0725's 7.1
+
+
+def test_the_table_is_the_runs_summarised_and_written_out():
+    """Hand-made runs through `_summarise` and `markdown_table`, every line written out: mean ±
+    sample std (0 for one seed), the mean sweep, the paper's number, NLL-oracle at MLE's NLL-test
+    (MLE's own sweep crosses it at τ = 1; SeqGAN's between τ 1 and 1.2; Random's never), and the
+    PARTIAL line naming each row's seeds."""
+    from seqgan.experiment import SYNTHETIC, _summarise, markdown_table
+
+    def run(method, oracle, test, distinct, sweep):
+        return {"method": method, "nll_oracle": oracle, "nll_test": test, "distinct": distinct,
+                "temperatures": [{"temperature": t, "nll_oracle": y, "nll_test": x} for t, y, x in sweep]}
+
+    runs = [run("random", 10.31, 10.35, 0.999, [(0.8, 10.30, 10.40), (1.0, 10.31, 10.35), (1.2, 10.32, 10.30)]),
+            run("mle", 9.0, 8.4, 1.0, [(0.8, 8.0, 9.4), (1.0, 8.9, 8.4), (1.2, 10.0, 7.9)]),
+            run("mle", 9.2, 8.6, 0.998, [(0.8, 8.2, 9.6), (1.0, 9.1, 8.6), (1.2, 10.2, 8.1)]),
+            run("seqgan", 8.7, 8.9, 0.75, [(0.8, 7.5, 9.0), (1.0, 8.7, 8.9), (1.2, 9.9, 8.1)])]
+    summary = _summarise(runs, table1_variants(), SYNTHETIC)
+    assert list(summary) == ["random", "mle", "seqgan"] and summary["random"]["nll_oracle_std"] == 0.0
+    table = markdown_table({"seeds": 3, "complete": False, "runs": runs, "summary": summary}, table1_variants())
+    assert table.splitlines() == [
+        "PARTIAL: 4 runs finished so far; n = seeds per row: Random 1, MLE 2, SeqGAN 1. Mean ± std over 3 "
+        "seed(s) at temperature 1. NLL-oracle at equal NLL-test: where the method's temperature sweep reaches "
+        "NLL-test 8.500 (MLE at temperature 1; interpolated, – outside the sweep). Distinct: different sequences "
+        "among a run's kept samples, as a share of them (1.000: no two alike; a collapsed generator repeats "
+        "itself, which NLL-oracle rewards)",
+        "",
+        "| method | NLL-oracle | NLL-test | paper NLL-oracle | NLL-oracle at equal NLL-test | distinct samples |",
+        "|---|---|---|---|---|---|",
+        "| Random | 10.310 ± 0.000 | 10.350 ± 0.000 | 10.310 | – | 0.999 |",
+        "| MLE | 9.100 ± 0.141 | 8.500 ± 0.141 | 9.038 | 9.000 | 0.999 |",
+        "| SeqGAN | 8.700 ± 0.000 | 8.900 ± 0.000 | 8.736 | 9.300 | 0.750 |",
+        "",
+        "Temperature sweep: NLL-oracle / NLL-test (mean over seeds)",
+        "",
+        "| method | τ=0.8 | τ=1 | τ=1.2 |",
+        "|---|---|---|---|",
+        "| Random | 10.300 / 10.400 | 10.310 / 10.350 | 10.320 / 10.300 |",
+        "| MLE | 8.100 / 9.500 | 9.000 / 8.500 | 10.100 / 8.000 |",
+        "| SeqGAN | 7.500 / 9.000 | 8.700 / 8.900 | 9.900 / 8.100 |"]
+    complete = markdown_table({"seeds": 3, "runs": runs, "summary": summary}, table1_variants())
+    assert complete.startswith("Mean ± std over 3 seed(s)")  # no "complete" key: an older result, taken as whole
 
 
 def test_paper_numbers_are_the_papers():

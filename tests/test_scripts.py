@@ -630,11 +630,12 @@ def test_build_shakespeare_download_failure_is_one_line(tmp_path, monkeypatch):
 
 
 def _sweep_results(directory, methods=("mle", "seqgan")):
-    """DIR/table1.json with a summary whose temperature sweeps are straight lines: at temperatures
-    0.8, 1.0, 1.2, NLL-test 10, 9, 8 and NLL-oracle 8, 9, 10 (SeqGAN's 0.5 lower)."""
+    """DIR/table1.json with a summary whose temperature sweeps are two straight pieces: at
+    temperatures 0.8, 1.0, 1.2, NLL-test 10, 9, 8 and NLL-oracle 8, 8.5, 10 (SeqGAN's 0.5 lower) —
+    not the same numbers on both axes, so reading one axis for the other changes every value."""
     directory.mkdir()
     summary = {m: {"temperatures": [{"temperature": t, "nll_test": x, "nll_oracle": y - 0.5 * (m == "seqgan")}
-                                    for t, x, y in ((0.8, 10.0, 8.0), (1.0, 9.0, 9.0), (1.2, 8.0, 10.0))]}
+                                    for t, x, y in ((0.8, 10.0, 8.0), (1.0, 9.0, 8.5), (1.2, 8.0, 10.0))]}
                for m in methods}
     (directory / "table1.json").write_text(json.dumps({"runs": [], "seeds": 1, "summary": summary}))
     return directory
@@ -647,11 +648,29 @@ def test_compare_quality_diversity_prints_each_curve_at_equal_nll_test_and_draws
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SCRIPTS.parent / "src")})
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| MLE")]
-    assert rows == ["| MLE (paper) | – | 9.500 | 8.250 |", "| MLE (quick) | – | 9.500 | 8.250 |"]
+    # NLL-test 8.5 at τ 1.1: NLL-oracle 9.25; 9.75 at τ 0.85: 8.125 (axes read the other way round: 9.0, 8.167)
+    assert rows == ["| MLE (paper) | – | 9.250 | 8.125 |", "| MLE (quick) | – | 9.250 | 8.125 |"]
     assert (tmp_path / "qd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     done = subprocess.run([sys.executable, str(SCRIPTS / "compare_quality_diversity.py"), f"paper={a}", "--at", "9"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SCRIPTS.parent / "src")})
-    assert "| SeqGAN (paper) | 8.500 |" in done.stdout.splitlines()  # the default methods: mle and seqgan
+    assert "| SeqGAN (paper) | 8.000 |" in done.stdout.splitlines()  # the default methods: mle and seqgan
+
+
+def test_compare_quality_diversity_draws_nll_test_across_and_nll_oracle_up(tmp_path, monkeypatch):
+    """Each curve's points are (NLL-test, NLL-oracle), as in the experiments' own quality-diversity
+    plots: one line per (directory, method), in the order given, labelled with both."""
+    spec = importlib.util.spec_from_file_location("compare_quality_diversity", SCRIPTS / "compare_quality_diversity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    figures = []
+    monkeypatch.setattr(module, "save_figure", lambda fig, path: figures.append(fig))
+    curves = module.read_curves([f"paper={_sweep_results(tmp_path / 'a')}"], "table1", ["mle", "seqgan"])
+    module.plot(curves, ["mle", "seqgan"], tmp_path / "qd.png")
+    (ax,) = figures[0].axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == (experiment.SYNTHETIC.x[1], experiment.SYNTHETIC.y[1])
+    assert "NLL-test" in ax.get_xlabel() and "NLL-oracle" in ax.get_ylabel()
+    assert [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines] == [
+        ("MLE (paper)", [10.0, 9.0, 8.0], [8.0, 8.5, 10.0]), ("SeqGAN (paper)", [10.0, 9.0, 8.0], [7.5, 8.0, 9.5])]
 
 
 def test_compare_quality_diversity_gives_sixteen_results_directories_sixteen_looks():
