@@ -466,7 +466,9 @@ def test_realdata_tiny_on_a_text_file(tmp_path, capsys):
     """MLE vs SeqGAN on a small text file: BLEU / Self-BLEU / NLL-test per run and per temperature,
     the table and both plots."""
     data = tmp_path / "c.txt"
-    data.write_text("\n".join(["the cat sat on the mat", "a dog ran", "the dog sat", "a cat ran far"] * 25) + "\n")
+    words = "the a cat dog sat ran on far mat big".split()  # 100 lines of 2-6 words, few alike: test ≠ train
+    rng = __import__("random").Random(0)
+    data.write_text("\n".join(" ".join(rng.choices(words, k=rng.randint(2, 6))) for _ in range(100)) + "\n")
     out = tmp_path / "exp"
     assert main(["experiment", "realdata", "--dataset", str(data), "--tokenize", "word", "--preset", "tiny",
                  "--seeds", "2", "--out", str(out), "--no-progress", "--json"]) == 0
@@ -478,6 +480,32 @@ def test_realdata_tiny_on_a_text_file(tmp_path, capsys):
         assert {"bleu4", "self_bleu4", "nll_test"} <= set(r["temperatures"][0])
         assert (out / r["samples"]).read_text().strip()
     assert "| Self-BLEU-2 |" in (out / "realdata.md").read_text()
+    # The reported BLEU / Self-BLEU are the sweep's at τ = 1: SAMPLES_KEPT sequences drawn after
+    # those of the lower temperatures (torch seeded from run.seed), cut at their first EOS and
+    # scored against the test split's lines — recomputed here with seqgan.bleu (itself checked
+    # against nltk in test_bleu).
+    from seqgan.bleu import bleu, self_bleu
+    from seqgan.data import load_corpus, pad_after_eos
+    from seqgan.experiment import SAMPLES_KEPT, TEMPERATURES
+    from seqgan.train import build_generator
+
+    (mle,) = [r for r in result["runs"] if (r["method"], r["seed"]) == ("mle", 88)]
+    (at_one,) = [t for t in mle["temperatures"] if t["temperature"] == 1.0]
+    assert all(mle[key] == at_one[key] for key in ("bleu2", "self_bleu2", "bleu4", "self_bleu4", "nll_test"))
+    cfg, payload = run_checkpoint(out / "runs" / "mle-seed88")
+    corpus = load_corpus(cfg.data)
+    generator = build_generator(cfg)
+    generator.load_state_dict(payload["generator"])
+    generator.eval()
+    references = [corpus.vocab.decode(row) for row in corpus.test.tolist()]
+    assert 0 < len(references) == len(corpus.test)  # a tenth of the lines: the training ones score otherwise
+    torch.manual_seed(cfg.run.seed)
+    for tau, point in zip(TEMPERATURES[:TEMPERATURES.index(1.0) + 1], mle["temperatures"]):  # 0.6 ... 1
+        samples = generator.sample(SAMPLES_KEPT, temperature=tau, chunk=cfg.run.sample_batch)
+        hypotheses = [corpus.vocab.decode(row) for row in pad_after_eos(samples).tolist()]
+        for n in (2, 4):
+            assert point[f"bleu{n}"] == pytest.approx(bleu(references, hypotheses, n), abs=1e-12, rel=0), (tau, n)
+            assert point[f"self_bleu{n}"] == pytest.approx(self_bleu(hypotheses, n), abs=1e-12, rel=0), (tau, n)
     assert (out / "realdata_quality_diversity.png").is_file()
     # A re-run whose finished run must be swept again (its cache gone) fits the sweep's generator to
     # the corpus as training did (the re-run's row config has the preset's sizes): same numbers.
