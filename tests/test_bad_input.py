@@ -128,6 +128,41 @@ def test_a_checkpoint_not_as_seqgan_writes_it_is_one_line(tiny_run, tmp_path, ca
     one_line(main(command), capsys, needle)
 
 
+def test_a_foreign_or_newer_checkpoint_is_one_line(tiny_run, tmp_path, capsys):
+    """A torch file that is no seqgan checkpoint (a bare state dict), and one of a newer format
+    version (checksum right, so the version is what stops it), each in one line."""
+    from seqgan.checkpoint import FORMAT_VERSION
+
+    foreign = copy_run(tiny_run, tmp_path, "foreign")
+    torch.save(torch.load(tiny_run / "checkpoint.pt", weights_only=True)["generator"], foreign / "checkpoint.pt")
+    one_line(main(["inspect", str(foreign)]), capsys, f"cannot read checkpoint {foreign / 'checkpoint.pt'}: "
+                                                     "not a seqgan checkpoint")
+    newer = copy_run(tiny_run, tmp_path, "newer", format_version=FORMAT_VERSION + 1)
+    one_line(main(["sample", "--run", str(newer), "--n", "2"]), capsys,
+             f"has format version {FORMAT_VERSION + 1}; this seqgan reads version {FORMAT_VERSION}")
+
+
+def test_an_unwritable_run_directory_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    """The write probe of a new run directory (here failing as on a read-only file system; as root
+    a chmod would not stop it) ends `train` before anything is trained or kept."""
+    import errno
+
+    from seqgan import train
+
+    real_write_text = Path.write_text
+
+    def read_only(self, *args, **kwargs):
+        if self.name == ".write-test":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("trained in an unwritable directory"))
+    one_line(main(["train", "--preset", "tiny", "--no-progress", "--out", str(tmp_path / "run")]), capsys,
+             f"cannot write to run directory {tmp_path / 'run'}: Read-only file system")
+    assert list((tmp_path / "run").iterdir()) == []
+
+
 def test_a_checkpoint_with_non_finite_weights_is_one_line(tiny_run, tmp_path, capsys):
     payload = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
     generator = {k: v.clone() for k, v in payload["generator"].items()}

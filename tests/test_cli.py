@@ -104,6 +104,39 @@ def test_sample_command(tiny_run, tmp_path, capsys):
     assert (tiny_run / "checkpoint.pt").read_bytes() == before
 
 
+def test_sample_shows_poems_as_four_lines_of_five_and_midi_needs_a_music_run(tiny_run, tmp_path, capsys, monkeypatch):
+    """A char-level run whose samples are all 20 characters (five-character quatrains) prints each
+    as 4 lines of 5 and a blank line, and writes them unchanged with --out; one sample of another
+    length prints every sample as it is. --midi on a run not trained on music: one line."""
+    from seqgan import cli
+    from seqgan.data import EOS, Vocab
+
+    assert_one_line_error(main(["sample", "--run", str(tiny_run), "--n", "2", "--midi", str(tmp_path / "x.mid")]),
+                          capsys.readouterr().err, "--midi is for runs trained on --data music")
+    assert not (tmp_path / "x.mid").exists()
+    chars = "春眠不觉晓处处闻啼鸟夜来风雨声花落知多少"
+    rng = __import__("random").Random(0)
+    (tmp_path / "poems.txt").write_text("\n".join("".join(rng.choices(chars, k=20)) for _ in range(60)) + "\n",
+                                        encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", *TINY_FAST, "--data", str(tmp_path / "poems.txt"), "--tokenize", "char",
+                 "--out", str(run)]) == 0
+    vocab = Vocab.load(run / "vocab.json")
+    poems = ["春眠不觉晓处处闻啼鸟夜来风雨声花落知多少", "花落知多少夜来风雨声春眠不觉晓处处闻啼鸟"]
+    for shown, expected in ((poems, "春眠不觉晓\n处处闻啼鸟\n夜来风雨声\n花落知多少\n\n花落知多少\n夜来风雨声\n春眠不觉晓\n"
+                                    "处处闻啼鸟\n\n"),
+                            ([poems[0], poems[1][:19]], f"{poems[0]}\n{poems[1][:19]}\n")):
+        tokens = torch.tensor([vocab.encode(list(p)) + [EOS] * (21 - len(p)) for p in shown])
+        monkeypatch.setattr(cli, "_generate", lambda *a, tokens=tokens: tokens)
+        capsys.readouterr()
+        assert main(["sample", "--run", str(run), "--n", "2"]) == 0
+        assert capsys.readouterr().out == expected
+    tokens = torch.tensor([vocab.encode(list(p)) + [EOS] for p in poems])
+    monkeypatch.setattr(cli, "_generate", lambda *a: tokens)
+    assert main(["sample", "--run", str(run), "--n", "2", "--out", str(tmp_path / "s.txt")]) == 0
+    assert (tmp_path / "s.txt").read_text(encoding="utf-8") == f"{poems[0]}\n{poems[1]}\n"
+
+
 def test_sample_that_cannot_write_keeps_the_old_file_and_says_where(tiny_run, tmp_path, capsys, monkeypatch):
     out = tmp_path / "s.txt"
     out.write_text("old samples\n")
@@ -146,12 +179,20 @@ def test_evaluate_on_the_synthetic_task_equals_direct_computations(tiny_run, tmp
     assert result["nll_test"] == pytest.approx(-log_probs_by_hand(generator, test, 0.9).mean().item(), abs=1e-5,
                                                rel=0)
     hyps, refs, smooth = samples.tolist(), test.tolist(), SmoothingFunction().method1
-    bleu2 = sum(sentence_bleu(refs, h, (0.5, 0.5), smoothing_function=smooth) for h in hyps) / len(hyps)
-    self2 = sum(sentence_bleu(hyps[:i] + hyps[i + 1:], h, (0.5, 0.5), smoothing_function=smooth)
-                for i, h in enumerate(hyps)) / len(hyps)
-    assert result["bleu2"] == pytest.approx(bleu2, abs=1e-9, rel=0)
-    assert result["self_bleu2"] == pytest.approx(self2, abs=1e-9, rel=0)
+    for n in (2, 3, 4, 5):
+        bleu = sum(sentence_bleu(refs, h, (1 / n,) * n, smoothing_function=smooth) for h in hyps) / len(hyps)
+        self_bleu = sum(sentence_bleu(hyps[:i] + hyps[i + 1:], h, (1 / n,) * n, smoothing_function=smooth)
+                        for i, h in enumerate(hyps)) / len(hyps)
+        assert result[f"bleu{n}"] == pytest.approx(bleu, abs=1e-9, rel=0), n
+        assert result[f"self_bleu{n}"] == pytest.approx(self_bleu, abs=1e-9, rel=0), n
     assert (result["samples"], result["references"], result["temperature"]) == (30, d.num_test, 0.9)
+    assert list(result) == ["nll_oracle", "nll_test", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3",
+                            "self_bleu4", "self_bleu5", "samples", "references", "temperature"]
+    # ... and the samples are the generator's at τ = 0.9 from torch seed 3, not at τ = 1
+    sampler = build_generator(cfg)
+    sampler.load_state_dict(payload["generator"])
+    torch.manual_seed(3)
+    assert torch.equal(samples, sampler.eval().sample(30, temperature=0.9))
 
 
 def test_sizes_past_what_torch_can_count_are_one_line(tiny_run, tmp_path):
@@ -200,6 +241,7 @@ def test_score_oracle_json_matches_direct_scoring(tmp_path, capsys):
     path.write_text("\n".join(" ".join(map(str, r)) for r in seqs.tolist()) + "\n")
     assert main(["score-oracle", str(path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(result) == ["nll_oracle", "sequences"] and type(result["sequences"]) is int  # noqa: E721
     assert result["sequences"] == 40
     assert abs(result["nll_oracle"] - nll_oracle(oracle, seqs)) < 1e-9
 
@@ -238,6 +280,44 @@ def test_bench_discriminator_small():
     result = bench_discriminator(num_seqs=256)
     assert set(result) == {"ours_s", "reference_s", "speedup", "gflops", "peak_gflops", "fraction_of_peak"}
     assert result["ours_s"] > 0 and result["reference_s"] > 0 and 0 < result["fraction_of_peak"] < 1
+
+
+def test_bench_step_and_schedule_add_up_the_measured_parts_and_print_json_last(monkeypatch, capsys):
+    """`bench adversarial-step` / `schedule` from given component times (the timing itself is
+    paper-sized: benchmarks, not tests), worked out by hand for the paper preset: a step is
+    roll-out + G update + 5 x (sample 10k + 3 x D epoch); the schedule adds 120 MLE epochs with 25
+    evaluations of 10k samples, 50 D pre-training rounds of (10k negatives + 3 epochs over 20k
+    rows), and 200 steps with 40 evaluations. --json: the result alone on the last line."""
+    from seqgan import bench
+
+    ours = {"rollout_s": 2.0, "g_update_s": 0.5, "sample_10k_s": 1.0, "d_epoch_s": 4.0, "mle_epoch_s": 3.0}
+    reference_parts = {"rollout_s": 20.0, "g_update_s": 0.5, "sample_10k_s": 10.0, "d_epoch_s": 8.0}
+    calls = []
+
+    def components(repeats=1, device="cpu", reference=True):
+        calls.append((repeats, device, reference))
+        return {"ours": ours, "reference": reference_parts} if reference else {"ours": ours}
+
+    monkeypatch.setattr(bench, "adversarial_components", components)
+    assert main(["bench", "adversarial-step", "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last) == {"ours_s": 67.5, "reference_s": 190.5, "speedup": 2.82}  # 2.5 + 5 x 13; 20.5 + 5 x 34
+    assert list(json.loads(last)) == ["ours_s", "reference_s", "speedup"]
+    assert main(["bench", "schedule", "--repeats", "2", "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last == {"projected_s": 14575.0, "mle_s": 385.0, "d_pretrain_s": 650.0, "adversarial_s": 13540.0}
+    assert list(last) == ["projected_s", "mle_s", "d_pretrain_s", "adversarial_s"]
+    assert calls == [(1, "cpu", True), (2, "cpu", False)]  # the schedule times our side only
+
+
+def test_bench_sampling_json_last_line(monkeypatch, capsys):
+    from seqgan import bench
+
+    assert list(bench.bench_sampling(n=64)) == ["ours_s", "multinomial_s", "speedup"]  # the real one, small
+    monkeypatch.setattr(bench, "bench_sampling", lambda **kw: {"ours_s": 0.5, "multinomial_s": 12.0, "speedup": 24.0})
+    assert main(["bench", "sampling", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == \
+        {"ours_s": 0.5, "multinomial_s": 12.0, "speedup": 24.0}
 
 
 def test_plain_discriminator_epoch_learns():
@@ -286,6 +366,12 @@ def test_bad_input_one_line_errors(args, needles, tmp_path):
 def test_cuda_without_gpu_is_one_line_error(device):
     assert_one_line_error(*run_cli("train", "--preset", "tiny", "--device", device, "--out", "/tmp/x-never")[::2],
                           "no CUDA device")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks the error when MPS is absent")
+def test_mps_without_mps_is_one_line_error(tmp_path, capsys):
+    assert_one_line_error(main(["train", "--preset", "tiny", "--device", "mps", "--out", str(tmp_path / "run")]),
+                          capsys.readouterr().err, "--device mps requested but MPS is not available")
 
 
 def test_one_numbered_gpu_under_torchrun_is_one_line_error(monkeypatch, tmp_path, capsys):
@@ -369,7 +455,9 @@ def test_bleu_and_self_bleu_commands_match_nltk(tmp_path, capsys):
     assert abs(got - sum(score(refs, h, 3) for h in hyps) / len(hyps)) < 1e-9
 
     assert main(["self-bleu", "--hypotheses", str(tmp_path / "refs.txt"), "--n", "2", "--json"]) == 0
-    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["self_bleu"]
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(last) == ["self_bleu"]
+    got = last["self_bleu"]
     expected = sum(score(refs[:i] + refs[i + 1:], refs[i], 2) for i in range(3)) / 3
     assert abs(got - expected) < 1e-9
 
@@ -413,8 +501,14 @@ def test_inspect(tiny_run, tmp_path, capsys):
     assert main(["inspect", str(tiny_run), "--json"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     payload = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
-    assert info["phase"] == "done" and info["step"] == 1
+    assert list(info) == ["run", "phase", "step", "generator_sha256", "discriminator_sha256", "last_metrics", "config"]
+    assert info["run"] == str(tiny_run) and info["phase"] == "done" and info["step"] == 1
     assert info["generator_sha256"] == state_sha256(payload["generator"]) != info["discriminator_sha256"]
+    import hashlib
+
+    for part in ("generator", "discriminator"):  # sha256 of the tensors' bytes in state-dict order, by hand
+        digest = hashlib.sha256(b"".join(t.contiguous().numpy().tobytes() for t in payload[part].values()))
+        assert info[f"{part}_sha256"] == digest.hexdigest(), part
     assert info["last_metrics"] == json.loads((tiny_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert info["config"]["schedule"]["mle_epochs"] == 2
     assert_one_line_error(*run_cli("inspect", "/nonexistent/run")[::2], "run directory not found")
@@ -442,6 +536,13 @@ def test_plot(tiny_run, tmp_path, capsys):
     out = tmp_path / "curves.png"
     assert main(["plot", str(tiny_run), "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    import shutil
+
+    shutil.copytree(tiny_run, tmp_path / "r")
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "r")]) == 0  # without --out: DIR/learning_curves.png
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'r' / 'learning_curves.png'}\n"
+    assert (tmp_path / "r" / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_one_line_error(*run_cli("plot", str(empty))[::2], "no metrics log")

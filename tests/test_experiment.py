@@ -99,6 +99,7 @@ def test_rerun_continues_and_other_config_is_refused(table1, capsys, monkeypatch
     assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1),
                  "--no-progress", "--json"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(last) == ["experiment", "out", "summary"] and (last["experiment"], last["out"]) == ("table1", str(table1))
     assert last["summary"] == before["summary"]  # nothing retrained, same numbers
     def _refused(args):
         assert main(["experiment", "table1", "--preset", "tiny", "--seeds", "2", "--out", str(table1), *args]) == 1
@@ -371,7 +372,10 @@ def test_strategies_tiny(tmp_path):
     set_field(cfg, "data.num_train", 128)
     result = run_experiment("strategies", cfg, 1, tmp_path, progress=False)
     assert [r["method"] for r in result["runs"]] == ["a_g100_d1_k10", "b_g30_d1_k30", "c_g1_d1_k10", "d_g1_d5_k3"]
-    assert (tmp_path / "strategies.md").is_file() and (tmp_path / "strategies_quality_diversity.png").is_file()
+    assert json.loads((tmp_path / "strategies.json").read_text()) == json.loads(json.dumps(result)) and result["complete"]
+    assert (tmp_path / "strategies.md").read_text().splitlines()[4].startswith("| a_g100_d1_k10 | ")
+    for png in ("strategies_learning_curves.png", "strategies_quality_diversity.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     log = (tmp_path / "runs" / "a_g100_d1_k10-seed88" / "metrics.jsonl").read_text().splitlines()
     assert sum(json.loads(x)["phase"] == "d_pretrain" for x in log) == cfg.schedule.d_pretrain_rounds
     # Shared, once: one pre-training run, whose log lines every row starts with.
