@@ -322,7 +322,6 @@ def test_collect_puts_rows_trained_apart_back_in_table_order(table1, tmp_path):
     SeqGAN 89): the rows come back in table order, seed by seed — the whole experiment's result,
     byte for byte (the same runs: nothing differs, not even elapsed_s)."""
     import importlib.util
-    import shutil
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("table1_row", Path(__file__).parents[1] / "scripts" / "table1_row.py")

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from seqgan.discriminator import Discriminator
@@ -51,6 +52,38 @@ def test_mle_epoch_lowers_nll():
     assert last < first - 0.3
 
 
+def test_what_an_epoch_returns_is_the_direct_computation_when_nothing_moves():
+    """With a learning rate of 0 the weights stay put, so what an epoch returns must equal one
+    computation over all its data: MLE's mean token NLL (2 equal batches; log-softmax and gather
+    in float64, 1e-5), the discriminator's last-epoch loss (4 equal batches: mean cross-entropy +
+    0.2 · ½Σw² of the output layer, 1e-5) and accuracy (all 128 rows, exact), and the supervised
+    baselines' mean loss over their random batches (every row alike: each batch's loss is that row's)."""
+    import copy
+
+    from seqgan.baselines import supervised_updates
+
+    torch.manual_seed(6)
+    gen = Generator(10, 6, emb_dim=4, hidden_dim=8)
+    data = gen.sample(64)
+    wide = copy.deepcopy(gen).double()
+    loss = mle_epoch(gen, torch.optim.SGD(gen.parameters(), lr=0.0), data, 32, 5.0)
+    assert loss == pytest.approx(-log_probs_by_hand(wide, data).mean().item(), abs=1e-5, rel=0)
+    row = data[:1].repeat(40, 1)
+    loss = supervised_updates(gen, torch.optim.SGD(gen.parameters(), lr=0.0), row, 3, 8, 5.0).item()
+    assert loss == pytest.approx(-log_probs_by_hand(wide, data[:1]).mean().item(), abs=1e-5, rel=0)
+
+    dis = Discriminator(10, 6, emb_dim=4, filter_sizes=(1, 2), num_filters=(4, 4), dropout_keep=1.0)
+    positives = torch.randint(0, 10, (64, 6))
+    d_loss, d_acc = discriminator_epochs(dis, torch.optim.SGD(dis.parameters(), lr=0.0), positives, data, 2, 32, 0.2)
+    tokens, labels = torch.cat([positives, data]), torch.cat([torch.ones(64), torch.zeros(64)]).long()
+    with torch.no_grad():
+        logits = dis(tokens)
+        l2 = 0.5 * (dis.out.weight.square().sum() + dis.out.bias.square().sum())
+        expected = torch.nn.functional.cross_entropy(logits, labels) + 0.2 * l2
+    assert d_loss == pytest.approx(expected.item(), abs=1e-5, rel=0)
+    assert d_acc == (logits.argmax(1) == labels).float().mean().item() and 0 < d_acc < 1
+
+
 def test_discriminator_learns_to_separate():
     torch.manual_seed(5)
     positives = torch.randint(0, 5, (256, 8))
@@ -96,8 +129,6 @@ def test_same_seed_same_run(tmp_path, tiny_cfg):
 
 
 def test_nan_loss_stops_with_phase_and_step():
-    import pytest
-
     from seqgan.config import SeqGANError
 
     gen = Generator(10, 6, emb_dim=4, hidden_dim=8)
@@ -178,8 +209,6 @@ def test_masked_mle_loss_summed_over_ranks_is_the_whole_batch_mean():
     """Data-parallel MLE on a corpus: ranks' rows end at different EOS positions, and the sum of
     their `mle_loss` gradients must be the one-process gradient of the batch's per-token mean, which
     is itself checked against the loss written out with a hand-made mask (EOS counted, nothing after)."""
-    import pytest
-
     from seqgan.data import EOS
     from seqgan.train import mle_loss
 
@@ -209,8 +238,6 @@ def test_masked_mle_loss_summed_over_ranks_is_the_whole_batch_mean():
 
 def test_nan_in_adversarial_updates_stops_with_phase_and_step():
     """The policy-gradient and discriminator NaN checks, as the MLE one above."""
-    import pytest
-
     from seqgan.config import SeqGANError
     from seqgan.train import policy_gradient_step
 
@@ -350,8 +377,6 @@ def test_copy_adam_is_adam_through_the_bf16_copy():
 
 
 def test_copy_adam_refuses_what_it_does_not_implement():
-    import pytest
-
     from seqgan.train import discriminator_optimizer
     d = _small_discriminator()
     opt = _copy_adam_or_skip(d)
@@ -378,8 +403,6 @@ def test_weight_copy_follows_a_weight_changed_outside_the_optimizer():
 
 
 def test_discriminator_optimizer_falls_back_to_adam_when_compiling_fails(monkeypatch):
-    import pytest
-
     from seqgan.train import discriminator_optimizer
 
     def broken(*args, **kwargs):
@@ -446,7 +469,9 @@ def test_adversarial_loop_wires_rewards_optimizer_and_step_counts(tmp_path, tiny
 
     def pg_spy(generator, optimizer, seqs, rewards, *args, **kwargs):
         seen["pg"].append((optimizer, rewards.clone()))
-        return real["policy_gradient_step"](generator, optimizer, seqs, rewards, *args, **kwargs)
+        seen.setdefault("g_loss", []).append(real["policy_gradient_step"](generator, optimizer, seqs, rewards,
+                                                                          *args, **kwargs))
+        return seen["g_loss"][-1]
 
     def mle_spy(generator, optimizer, *args, **kwargs):
         seen["mle"].append(optimizer)
@@ -454,7 +479,8 @@ def test_adversarial_loop_wires_rewards_optimizer_and_step_counts(tmp_path, tiny
 
     def d_spy(*args, **kwargs):
         seen["d"].append((args[7], args[4]))  # phase, epochs
-        return real["discriminator_epochs"](*args, **kwargs)
+        seen.setdefault("d_out", []).append(real["discriminator_epochs"](*args, **kwargs))
+        return seen["d_out"][-1]
 
     for name, spy in (("rollout_shared", rollout_spy), ("policy_gradient_step", pg_spy), ("mle_epoch", mle_spy),
                       ("discriminator_epochs", d_spy)):
@@ -466,6 +492,14 @@ def test_adversarial_loop_wires_rewards_optimizer_and_step_counts(tmp_path, tiny
         assert optimizer is not seen["mle"][0] and [g["lr"] for g in optimizer.param_groups] == [0.003]
     assert [g["lr"] for g in seen["mle"][0].param_groups] == [0.01] and len(seen["mle"]) == s.mle_epochs
     assert seen["d"] == [("d_pretrain", 1)] * 2 + [("adversarial", 2)] * (2 * 3)
+    # Each step's log line: its last g-step's loss and mean Q-value, its last d-step's loss and accuracy
+    logged = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+              if r["phase"] == "adversarial"]
+    assert [r["step"] for r in logged] == [1, 2]
+    for r in logged:
+        last_g, last_d = 2 * r["step"] - 1, 2 + 3 * r["step"] - 1
+        assert r["g_loss"] == seen["g_loss"][last_g] and r["mean_reward"] == seen["pg"][last_g][1].mean().item()
+        assert (r["d_loss"], r["d_acc"]) == seen["d_out"][last_d]
 
 
 def test_pg_bleu_rewards_against_the_training_sequences(tmp_path, tiny_cfg, monkeypatch):
