@@ -42,6 +42,10 @@ def test_vocab_specials_frequency_order_unk_and_decode():
     assert vocab.encode(list("abcz")) == [4, 5, UNK, UNK]
     assert vocab.decode([BOS, 4, 5, EOS, 4]) == ["a", "b"] and vocab.text([4, 5, EOS, PAD]) == "ab"
     assert len(Vocab.build([list("abcdef")], "char", max_size=6)) == 6
+    # most frequent first, ties in order of first appearance (not alphabetical); max_size keeps the most frequent
+    lines = [list("cbb"), list("aab"), list("zy")]
+    assert Vocab.build(lines, "char").tokens[4:] == ["b", "a", "c", "z", "y"]
+    assert Vocab.build(lines, "char", max_size=6).tokens[4:] == ["b", "a"]
 
 
 def test_corpus_split_encoding_and_padding(tmp_path):

@@ -40,6 +40,32 @@ def test_share_covers_rows_once(monkeypatch):
             assert parts == list(range(rows))
 
 
+def test_gather_rows_puts_every_ranks_share_back_in_order(monkeypatch):
+    """`gather_rows` undoes `share` for any world size and row count (a fake all_gather hands over
+    every rank's padded share): the whole tensor, no padding row kept, none dropped; shares differ
+    in size by at most one, the larger first (the layout gather_rows assumes)."""
+    import seqgan.dist as dist
+
+    for world in (2, 3, 5):
+        monkeypatch.setattr(dist, "world", lambda: world)
+        for rows in (1, 7, 64, 65):
+            data = torch.arange(1, 2 * rows + 1).reshape(rows, 2)  # no row of zeros, as the padding is
+            parts = []
+            for rank in range(world):
+                monkeypatch.setattr(dist, "rank", lambda: rank)
+                parts.append(data[share(rows)])
+            sizes = [len(part) for part in parts]
+            assert sizes == [rows // world + (r < rows % world) for r in range(world)], (world, rows)
+
+            def all_gather(pieces, padded):
+                for piece, part in zip(pieces, parts):
+                    piece.zero_()
+                    piece[:len(part)] = part
+
+            monkeypatch.setattr(dist.dist, "all_gather", all_gather)
+            assert torch.equal(dist.gather_rows(parts[0], rows), data), (world, rows)
+
+
 @pytest.mark.parametrize("device, forced, backend", [
     ("cpu", "", "gloo"), ("mps", "", "gloo"), ("auto", "", "nccl"), ("cuda", "", "nccl"), ("cuda:1", "", "nccl"),
     ("cuda", "gloo", "gloo"),

@@ -21,6 +21,7 @@ def test_pitch_grid_off_grid_onsets_and_overlaps():
     # overlap the later-starting one is sampled
     assert pitch_grid([(0.25, 0.5, 60)], step=0.5) == [REST, "60"]
     assert pitch_grid([(0.0, 2.0, 60), (1.0, 0.5, 64)], step=0.5) == ["60", "60", "64", "60"]
+    assert pitch_grid([(1.0, 0.5, 64), (0.0, 2.0, 60)], step=0.5) == ["60", "60", "64", "60"]  # in any order
     assert pitch_grid([]) == []
 
 
@@ -42,6 +43,9 @@ def test_build_from_one_music21_file(tmp_path):
     assert all(t == REST or 20 < int(t) < 110 for line in lines for t in line.split())
     assert json.loads(out.with_name("music.txt.gz.provenance.json").read_text())["length"] == 32
     assert sorted(p.name for p in tmp_path.iterdir()) == ["music.txt.gz", "music.txt.gz.provenance.json"]  # no .tmp left
+    twice = build(tmp_path / "twice.txt.gz", [path, path], workers=1)  # the same tune twice: its sequences once
+    assert (twice["tunes"], twice["sequences"]) == (2, len(lines))
+    assert gzip.open(tmp_path / "twice.txt.gz", "rt").read().splitlines() == lines
 
 
 def test_missing_music21_is_a_one_line_error(block_import):
@@ -72,3 +76,8 @@ def test_write_midi_merges_held_pitches(tmp_path):
     write_midi(["60 60 62 r 64 64 64 64"], path)
     notes = list(converter.parse(str(path)).flatten().notes)
     assert [(n.pitch.midi, float(n.quarterLength)) for n in notes] == [(60, 1.0), (62, 0.5), (64, 2.0)]
+    # the rest keeps its half beat and a bar's rest (4 quarters) follows each sequence: onsets show both
+    write_midi(["60 60 62 r 64 64 64 64", "65 r"], path)
+    notes = list(converter.parse(str(path)).flatten().notes)
+    assert [(n.pitch.midi, float(n.offset), float(n.quarterLength)) for n in notes] == [
+        (60, 0.0, 1.0), (62, 1.0, 0.5), (64, 2.0, 2.0), (65, 8.0, 0.5)]
