@@ -104,6 +104,40 @@ def test_signal_checkpoints_and_resume_matches_uninterrupted(tmp_path, sig, code
     assert final_hashes(tmp_path / "cut") == final_hashes(tmp_path / "ref")
 
 
+def test_a_second_ctrl_c_quits_at_once_keeping_the_last_checkpoint(tmp_path):
+    """Ctrl-C asks for a stop after the current step; a second one, mid-step, quits at once: exit
+    130, one line, the checkpoint of the last finished step as it was (same bytes, loadable). MLE
+    epochs of 8,000 sequences take seconds, so the second signal lands inside one: the first is
+    sent just after a checkpoint (one after every step here), as the next epoch begins."""
+    run, checkpoint = tmp_path / "run", tmp_path / "run" / "checkpoint.pt"
+    proc = _cli("train", "--preset", "tiny", "--no-progress", "--out", str(run), "--set", "data.num_train=8000",
+                "schedule.mle_epochs=50", "schedule.mle_eval_every=50", "run.checkpoint_seconds=0")
+    try:
+        _wait_for_line(run / "metrics.jsonl", "mle", 1, proc, timeout=300)
+        deadline = time.time() + 120
+        while not checkpoint.exists():  # step 1's, written just after its log line
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        first = checkpoint.stat().st_mtime_ns
+        while checkpoint.stat().st_mtime_ns == first:  # the next epoch's checkpoint ...
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)  # ... and the stop request just after it: the epoch now running has barely begun
+        lines = [proc.stderr.readline()]  # the start line, then the stop request's (after a blank line)
+        while "stopping after the current step" not in lines[-1]:
+            assert lines[-1] and len(lines) < 5, lines
+            lines.append(proc.stderr.readline())
+        before = checkpoint.read_bytes()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip().splitlines() == ["seqgan: interrupted"], err
+    assert checkpoint.read_bytes() == before and run_checkpoint(run)[1]["phase"] == "mle"
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint.pt", "config.json", "metrics.jsonl",
+                                                     "samples.txt"]  # no temporary file left
+
+
 def test_resume_errors(tmp_path, tiny_cfg):
     train(tiny_cfg, tmp_path / "run", progress=False)
     p = subprocess.run([sys.executable, "-m", "seqgan", "train", "--resume", str(tmp_path / "run"), "--seed", "3"],
