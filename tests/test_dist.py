@@ -57,8 +57,9 @@ def test_gather_rows_puts_every_ranks_share_back_in_order(monkeypatch):
             sizes = [len(part) for part in parts]
             assert sizes == [rows // world + (r < rows % world) for r in range(world)], (world, rows)
 
-            def all_gather(pieces, padded):
-                for piece, part in zip(pieces, parts):
+            def all_gather(pieces, padded):  # this rank (0) sends what gather_rows padded; the others their shares
+                pieces[0].copy_(padded)
+                for piece, part in zip(pieces[1:], parts[1:]):
                     piece.zero_()
                     piece[:len(part)] = part
 

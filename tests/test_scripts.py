@@ -632,7 +632,7 @@ def test_build_shakespeare_download_failure_is_one_line(tmp_path, monkeypatch):
 def _sweep_results(directory, methods=("mle", "seqgan")):
     """DIR/table1.json with a summary whose temperature sweeps are two straight pieces: at
     temperatures 0.8, 1.0, 1.2, NLL-test 10, 9, 8 and NLL-oracle 8, 8.5, 10 (SeqGAN's 0.5 lower) —
-    not the same numbers on both axes, so reading one axis for the other changes every value."""
+    not the same numbers on both axes, so reading one axis for the other changes every value the sweep reaches."""
     directory.mkdir()
     summary = {m: {"temperatures": [{"temperature": t, "nll_test": x, "nll_oracle": y - 0.5 * (m == "seqgan")}
                                     for t, x, y in ((0.8, 10.0, 8.0), (1.0, 9.0, 8.5), (1.2, 8.0, 10.0))]}
