@@ -517,6 +517,29 @@ def test_inspect(tiny_run, tmp_path, capsys):
     assert_one_line_error(main(["inspect", str(afile)]), capsys.readouterr().err, f"{afile} is a file, not a run directory")
 
 
+def test_train_without_flags_runs_the_quick_preset_in_a_new_timestamped_directory(tmp_path, capsys, monkeypatch):
+    """`seqgan train` alone: the quick preset, seed 88, into runs/quick-seed88-YYYYmmdd-HHMMSS
+    under the current directory (training itself replaced here by a stand-in that records them)."""
+    import re
+
+    from seqgan import train as training
+    from seqgan.config import preset
+
+    seen = []
+
+    def stand_in(cfg, run_dir, **kwargs):
+        seen.append((cfg, run_dir))
+        raise SeqGANError("stand-in")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "train", stand_in)
+    assert main(["train"]) == 1
+    ((cfg, run_dir),) = seen
+    assert cfg.to_dict() == preset("quick").to_dict() and cfg.run.seed == 88
+    assert re.fullmatch(r"runs/quick-seed88-\d{8}-\d{6}", run_dir.as_posix()) and (tmp_path / run_dir).is_dir()
+    assert f"seqgan train: preset quick, seed 88, run directory {run_dir}\n" in capsys.readouterr().err
+
+
 def test_an_empty_or_file_out_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where the default run directory would go
     afile = tmp_path / "afile"
