@@ -751,6 +751,33 @@ def test_a_directory_in_use_by_another_process_is_refused(tiny_run, tmp_path, ca
     assert main(["train", "--resume", str(held)]) == 0
 
 
+def test_a_run_whose_directory_is_replaced_stops_without_writing_into_the_new_one(tmp_path, capsys, monkeypatch):
+    """A run directory moved away (or deleted) while its run goes on, and a new run started in its
+    place: the old run's next write (here its second MLE epoch's log line) is refused in one line,
+    exit 1, and nothing of it lands in the new directory; what it wrote before stays where it went."""
+    from seqgan import train as training
+
+    run, moved = tmp_path / "run", tmp_path / "moved"
+    real_epoch, epochs = training.mle_epoch, []
+
+    def epoch_then_replace(*args, **kwargs):
+        epochs.append(1)
+        if len(epochs) == 2:  # between epochs 1 and 2: another run now owns the path
+            run.rename(moved)
+            run.mkdir()
+            (run / ".lock").write_text("4242\n")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training, "mle_epoch", epoch_then_replace)
+    assert main(["train", *TINY_FAST, "--out", str(run)]) == 1
+    err = capsys.readouterr().err  # the start line, then the error
+    assert err.splitlines()[-1] == (f"seqgan: error: {run} was removed or replaced while this run was writing it; "
+                                    "stopped without writing into what stands there now") and "Traceback" not in err
+    assert [p.name for p in run.iterdir()] == [".lock"] and (run / ".lock").read_text() == "4242\n"
+    logged = [json.loads(line) for line in (moved / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["phase"], r["step"]) for r in logged] == [("init", 0), ("mle", 1)]
+
+
 def test_a_file_system_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch):
     import errno
     import fcntl

@@ -36,7 +36,7 @@ def _message_line(e: Exception, last: bool = False) -> str:
     return lines[-1 if last else 0]
 
 
-_HELD: set[str] = set()  # directories this process has locked
+_HELD: dict[str, object] = {}  # directories this process has locked -> the open .lock file
 
 
 @contextmanager
@@ -77,12 +77,29 @@ def directory_lock(directory: Path):
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
         handle.flush()
-        _HELD.add(key)
+        _HELD[key] = handle
         try:
             yield
         finally:
-            _HELD.discard(key)
+            _HELD.pop(key, None)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_still_locked(directory: Path) -> None:
+    """One line, before this process writes into DIRECTORY, which it locked, when DIRECTORY has been
+    removed or replaced since (DIRECTORY/.lock is no longer the file this process holds open, whose
+    inode cannot be reused while it is): writing on would put this run's files into whatever now
+    stands there, e.g. a new run started in the same place. Directories not locked here pass."""
+    handle = _HELD.get(os.path.realpath(directory))
+    if handle is None:
+        return
+    try:
+        same = os.path.samestat(os.fstat(handle.fileno()), os.stat(Path(directory) / LOCK_NAME))
+    except OSError:
+        same = False
+    if not same:
+        raise SeqGANError(f"{directory} was removed or replaced while this run was writing it; stopped "
+                          "without writing into what stands there now")
 
 
 def save_checkpoint(path: Path, cfg: Config, **state) -> None:

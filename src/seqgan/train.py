@@ -34,7 +34,7 @@ from tqdm import tqdm
 from . import dist
 from .baselines import BleuReward, sampling_probability, supervised_updates
 from .checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME, PHASES, SAMPLES_NAME, _message_line,
-                         directory_lock, restore, save_checkpoint, write_text_atomic)
+                         check_still_locked, directory_lock, restore, save_checkpoint, write_text_atomic)
 from .config import Config, SeqGANError, is_device_name
 from .discriminator import Discriminator, WeightCopy
 from .generator import Generator
@@ -776,6 +776,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, resume: dict | None, shou
         failed = None
         if main:
             try:
+                check_still_locked(run_dir)
                 action()
             except (SeqGANError, OSError) as e:
                 failed = e if isinstance(e, SeqGANError) else SeqGANError(f"cannot write {what}: {e.strerror or e}")
