@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -6,6 +9,14 @@ from seqgan.config import preset
 
 # `seqgan train` flags for a run of a few seconds: the tiny preset, 2 MLE epochs, 1 adversarial step.
 TINY_FAST = ["--preset", "tiny", "--no-progress", "--set", "schedule.mle_epochs=2", "schedule.adv_steps=1"]
+
+
+def load_script(name: str):
+    """scripts/NAME.py imported as a module (the scripts are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def log_probs_by_hand(model, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

