@@ -139,6 +139,45 @@ def test_sample_shows_poems_as_four_lines_of_five_and_midi_needs_a_music_run(tin
     assert (tmp_path / "s.txt").read_text(encoding="utf-8") == f"{poems[0]}\n{poems[1]}\n"
 
 
+def test_sample_midi_of_a_music_run_holds_the_printed_samples(tmp_path, capsys, monkeypatch):
+    """`seqgan sample --midi` on a run trained on --data music (its corpus cache written here: 60
+    random melodies of 32 grid steps): the MIDI file is the printed samples in turn — each run of one pitch a held note
+    of 0.5 quarters a step, rests and unknown tokens silent, a bar's rest after each sample
+    (reference: itertools.groupby over the printed tokens)."""
+    import gzip
+    import itertools
+    import random
+
+    pytest.importorskip("music21")
+    from music21 import converter
+
+    from seqgan.music import cache_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rng = random.Random(0)
+    cache_path().parent.mkdir(parents=True)
+    with gzip.open(cache_path(), "wt") as f:
+        f.writelines(" ".join(rng.choice(["60", "62", "64", "65", "67", "r"]) for _ in range(32)) + "\n" for _ in range(60))
+    run, midi = tmp_path / "run", tmp_path / "s.mid"
+    assert main(["train", *TINY_FAST, "--data", "music", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--run", str(run), "--n", "3", "--midi", str(midi)]) == 0
+    printed = capsys.readouterr()
+    assert printed.err.strip() == f"wrote 3 sequences as MIDI to {midi}"
+    lines = printed.out.splitlines()
+    assert len(lines) == 3  # seed 0 prints one with <unk> and an empty one (EOS first): a bar's rest alone
+    expected, onset = [], 0.0
+    for line in lines:
+        for token, run_of in itertools.groupby(line.split()):
+            length = 0.5 * len(list(run_of))
+            if token.isdigit():
+                expected.append((int(token), onset, length))
+            onset += length
+        onset += 4.0
+    notes = converter.parse(str(midi)).flatten().notes
+    assert [(n.pitch.midi, float(n.offset), float(n.quarterLength)) for n in notes] == expected
+    assert expected  # a tiny model trained on pitches samples some pitches
+
 def test_sample_that_cannot_write_keeps_the_old_file_and_says_where(tiny_run, tmp_path, capsys, monkeypatch):
     out = tmp_path / "s.txt"
     out.write_text("old samples\n")
