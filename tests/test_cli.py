@@ -141,9 +141,9 @@ def test_sample_shows_poems_as_four_lines_of_five_and_midi_needs_a_music_run(tin
 
 def test_sample_midi_of_a_music_run_holds_the_printed_samples(tmp_path, capsys, monkeypatch):
     """`seqgan sample --midi` on a run trained on --data music (its corpus cache written here: 60
-    random melodies of 32 grid steps): the MIDI file is the printed samples in turn — each run of one pitch a held note
-    of 0.5 quarters a step, rests and unknown tokens silent, a bar's rest after each sample
-    (reference: itertools.groupby over the printed tokens)."""
+    random melodies of 32 grid steps): the MIDI file is the printed samples in turn — each run of
+    one pitch a held note of 0.5 quarters a step, rests and unknown tokens silent, a bar's rest
+    after each sample (reference: itertools.groupby over the printed tokens)."""
     import gzip
     import itertools
     import random
@@ -177,6 +177,7 @@ def test_sample_midi_of_a_music_run_holds_the_printed_samples(tmp_path, capsys, 
     notes = converter.parse(str(midi)).flatten().notes
     assert [(n.pitch.midi, float(n.offset), float(n.quarterLength)) for n in notes] == expected
     assert expected  # a tiny model trained on pitches samples some pitches
+
 
 def test_sample_that_cannot_write_keeps_the_old_file_and_says_where(tiny_run, tmp_path, capsys, monkeypatch):
     out = tmp_path / "s.txt"
